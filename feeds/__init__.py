@@ -1,0 +1,3 @@
+"""Nashra: an RSS/Atom aggregator and publisher for Arabic-first, right-to-left news."""
+
+__version__ = "0.1.0"

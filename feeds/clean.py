@@ -1,0 +1,149 @@
+"""Cleaning: HTML sanitizing (nh3) and site-chrome removal at the edges of scraped text."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from functools import lru_cache
+from importlib import resources
+
+import nh3
+
+from feeds.model import Article
+from feeds.text import canonical_language, detect_language, fold, xml_safe
+
+# What survives sanitizing: structure, links, images, and the direction/language markup
+# RTL text depends on. Scripts, styles, event handlers, forms and iframes never do.
+ALLOWED_TAGS = {
+    "p", "br", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "ul", "ol", "li", "a", "img",
+    "figure", "figcaption", "strong", "em", "b", "i", "u", "s", "sub", "sup", "code", "pre",
+    "table", "thead", "tbody", "tfoot", "tr", "th", "td", "caption", "span", "div", "hr",
+    "q", "cite", "abbr", "time", "small", "mark", "bdi", "dl", "dt", "dd",
+}
+ALLOWED_ATTRIBUTES = {
+    "*": {"dir", "lang", "title"},
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+    "time": {"datetime"},
+}
+URL_SCHEMES = {"http", "https", "mailto"}
+
+CHROME_MAX_CHARS = 200  # a longer line is a paragraph, whatever it contains
+SUMMARY_MAX_CHARS = 280
+_TAG = re.compile(r"<[^>]+>")
+
+
+def clean_article(article: Article, default_language: str = "und") -> Article:
+    """`article` made safe to publish: XML-safe NFC text, sanitized HTML, a language, a summary.
+
+    Every source goes through here, so no stage after it sees untrusted markup.
+    """
+    content = sanitize_html(xml_safe(article.content_html))
+    text = plain_text(content)
+    title = " ".join(xml_safe(article.title).split())
+    language = article.language or detect_language(f"{title}\n{text}", default_language)
+    summary = xml_safe(plain_text(article.summary)) if article.summary else text
+    return replace(
+        article,
+        title=title,
+        content_html=content,
+        summary=shorten(" ".join(summary.split()), SUMMARY_MAX_CHARS),
+        language=canonical_language(language),
+        url=xml_safe(article.url).strip() if article.url else None,
+        author=" ".join(xml_safe(article.author).split()) if article.author else None,
+        published=article.published.replace(microsecond=0),
+        updated=article.updated.replace(microsecond=0),
+    )
+
+
+def plain_text(content_html: str) -> str:
+    """The text of an HTML fragment, tags dropped and entities decoded."""
+    return html.unescape(_TAG.sub(" ", content_html))
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut at a word boundary to at most `limit` characters, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ،,.;:؛") + "…"
+
+
+def sanitize_html(html: str) -> str:
+    """`html` with everything outside the allowlist removed (nh3, i.e. Ammonia)."""
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer",
+    )
+
+
+def chrome_key(line: str) -> str:
+    """The form lines are compared in: folded, unaccented, punctuation and digits as spaces."""
+    decomposed = unicodedata.normalize("NFKD", fold(line))
+    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[\W_]+", " ", letters).split())
+
+
+@lru_cache(maxsize=1)
+def _chrome_rules() -> tuple[frozenset[str], re.Pattern[str]]:
+    text = resources.files("feeds").joinpath("data/boilerplate.txt").read_text("utf-8")
+    phrases, patterns = set(), []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("re:"):
+            patterns.append(line[3:])
+        else:
+            phrases.add(chrome_key(line))
+    return frozenset(phrases), re.compile("|".join(f"(?:{p})" for p in patterns))
+
+
+def is_chrome(line: str, site_lines: frozenset[str] = frozenset()) -> bool:
+    """True when `line` is site chrome: a listed phrase or a line the site repeats."""
+    if len(line) > CHROME_MAX_CHARS:
+        return False
+    key = chrome_key(line)
+    phrases, pattern = _chrome_rules()
+    return key in phrases or key in site_lines or bool(pattern.fullmatch(key))
+
+
+def strip_chrome(lines: Sequence[str], site_lines: frozenset[str] = frozenset()) -> list[str]:
+    """`lines` without the chrome lines at its start and end; blank lines are kept as given.
+
+    Only the edges are trimmed, and trimming stops at the first real line, so a paragraph
+    that merely mentions "read more" in the body always stays.
+    """
+    start, end = 0, len(lines)
+    while start < end and (not lines[start].strip() or is_chrome(lines[start], site_lines)):
+        start += 1
+    while end > start and (not lines[end - 1].strip() or is_chrome(lines[end - 1], site_lines)):
+        end -= 1
+    return list(lines[start:end])
+
+
+def repeated_edge_lines(
+    documents: Iterable[Sequence[str]], edge: int = 8, min_documents: int = 3, share: float = 0.3
+) -> frozenset[str]:
+    """Keys of short lines found near the edges of many documents of one site.
+
+    A line among the first or last `edge` non-blank lines of at least `min_documents`
+    documents and of `share` of them all is that site's chrome (menus, footers, bylines).
+    """
+    counts: Counter[str] = Counter()
+    total = 0
+    for lines in documents:
+        total += 1
+        text_lines = [line for line in lines if line.strip()]
+        edges = text_lines[:edge] + text_lines[-edge:]
+        counts.update({chrome_key(line) for line in edges if len(line) <= CHROME_MAX_CHARS})
+    needed = max(min_documents, share * total)
+    return frozenset(key for key, n in counts.items() if key and n >= needed)

@@ -1,0 +1,188 @@
+"""One TOML file -> validated `Settings`, with errors that name the key and the fix."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from feeds.model import Topic
+from feeds.text import canonical_language
+
+DEFAULT_CONFIG_NAME = "default.toml"
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_MISSING = object()
+
+
+class ConfigError(Exception):
+    """A user-fixable problem in the configuration file."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Nashra reads from its configuration file."""
+
+    source: str
+    site_titles: dict[str, str]
+    site_descriptions: dict[str, str]
+    language: str
+    base_url: str
+    storage_url: str
+    seeds_dir: Path
+    scan_interval: int
+    max_seed_bytes: int
+    batch_size: int
+    items_per_feed: int
+    host: str
+    port: int
+    topics: tuple[Topic, ...]
+
+    @property
+    def site_title(self) -> str:
+        return self.site_titles.get(self.language) or next(iter(self.site_titles.values()))
+
+    @property
+    def site_description(self) -> str:
+        titles = self.site_descriptions
+        return titles.get(self.language) or next(iter(titles.values()))
+
+    def topic(self, slug: str) -> Topic | None:
+        return next((t for t in self.topics if t.slug == slug), None)
+
+    def with_server(self, host: str | None, port: int | None) -> Settings:
+        """These settings served at another address; a derived base URL follows it."""
+        host, port = host or self.host, port or self.port
+        base_url = self.base_url
+        if base_url == f"http://{self.host}:{self.port}":
+            base_url = f"http://{host}:{port}"
+        return replace(self, host=host, port=port, base_url=base_url)
+
+
+class _Table:
+    """A TOML table that knows its dotted path, for error messages."""
+
+    def __init__(self, data: dict, where: str, file: str):
+        self.data, self.where, self.file = data, where, file
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        name = f"{self.where}.{key}" if self.where else key
+        return ConfigError(f"{self.file}: {name}: {problem}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
+        if key not in self.data:
+            if default is _MISSING:
+                raise self.error(key, "is required but missing; add it")
+            return default
+        value = self.data[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise self.error(key, f"must be {_TOML_NAMES.get(names, names)}, not {value!r}")
+        return value
+
+    def positive(self, key: str, default: int) -> int:
+        value = self.get(key, int, default)
+        if value <= 0:
+            raise self.error(key, f"must be a positive whole number, not {value}")
+        return value
+
+    def table(self, key: str) -> _Table:
+        where = f"{self.where}.{key}" if self.where else key
+        return _Table(self.get(key, dict, {}), where, self.file)
+
+    def texts(self, key: str, default: Any = _MISSING) -> dict[str, str]:
+        """A per-language text: a table {ar = "...", en = "..."} or one plain string."""
+        value = self.get(key, (dict, str), default)
+        if isinstance(value, str):
+            value = {"": value}
+        if not value or not all(isinstance(v, str) and v.strip() for v in value.values()):
+            raise self.error(key, 'must be non-empty text, e.g. {ar = "...", en = "..."}')
+        return {canonical_language(k) if k else "": v.strip() for k, v in value.items()}
+
+
+_TOML_NAMES = {"str": "a string", "int": "a whole number", "dict": "a table",
+               "list": "an array", "dict or str": "a table or a string"}
+
+
+def default_config_text() -> str:
+    return resources.files("feeds").joinpath(DEFAULT_CONFIG_NAME).read_text("utf-8")
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Settings from `path`, or from the shipped default configuration when it is None."""
+    if path is None:
+        return parse_settings(default_config_text(), "default config")
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file; check --config") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    return parse_settings(text, str(path))
+
+
+def parse_settings(text: str, file: str) -> Settings:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    root = _Table(data, "", file)
+    site, storage, seeds = root.table("site"), root.table("storage"), root.table("seeds")
+    publish, server = root.table("publish"), root.table("server")
+    language = canonical_language(site.get("language", str, "ar"))
+    host, port = server.get("host", str, "127.0.0.1"), server.positive("port", 8080)
+    return Settings(
+        source=file,
+        site_titles=_with_language(site.texts("title", {"ar": "نشرة"}), language),
+        site_descriptions=_with_language(
+            site.texts("description", {"ar": "نشرة: أخبار حسب الموضوع"}), language
+        ),
+        language=language,
+        base_url=site.get("base_url", str, f"http://{host}:{port}").rstrip("/"),
+        storage_url=storage.get("url", str, "sqlite:///var/nashra.db"),
+        seeds_dir=Path(seeds.get("dir", str, "seeds")),
+        scan_interval=seeds.positive("scan_interval", 60),
+        max_seed_bytes=seeds.positive("max_bytes", 2_000_000),
+        batch_size=seeds.positive("batch_size", 200),
+        items_per_feed=publish.positive("items_per_feed", 50),
+        host=host,
+        port=port,
+        topics=_topics(root, language),
+    )
+
+
+def _topics(root: _Table, site_language: str) -> tuple[Topic, ...]:
+    entries = root.get("topics", list, [])
+    topics: list[Topic] = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise root.error(f"topics[{index}]", "must be a table ([[topics]])")
+        table = _Table(entry, f"topics[{index}]", root.file)
+        slug = table.get("slug", str)
+        if not _SLUG.match(slug):
+            raise table.error("slug", f"{slug!r} must be lowercase letters, digits and dashes")
+        if any(t.slug == slug for t in topics):
+            raise table.error("slug", f"{slug!r} is used by two topics; make it unique")
+        language = canonical_language(table.get("language", str, site_language))
+        terms = table.get("terms", list)
+        if not terms or not all(isinstance(t, str) and t.strip() for t in terms):
+            raise table.error("terms", "must be a non-empty array of words or phrases")
+        topics.append(
+            Topic(
+                slug=slug,
+                language=language,
+                titles=_with_language(table.texts("title"), language),
+                descriptions=_with_language(table.texts("description", {"": slug}), language),
+                terms=tuple(t.strip() for t in terms),
+                min_score=table.positive("min_score", 2),
+            )
+        )
+    return tuple(topics)
+
+
+def _with_language(texts: dict[str, str], language: str) -> dict[str, str]:
+    """A plain string stands for the topic's own language."""
+    return {k or language: v for k, v in texts.items()}

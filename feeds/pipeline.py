@@ -1,0 +1,119 @@
+"""The pipeline: read -> clean -> tag -> store, then publish what changed.
+
+These functions only call the stages in order; the scheduler and the CLI call these.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from tqdm import tqdm
+
+from feeds.clean import clean_article
+from feeds.config import Settings
+from feeds.model import Article, Document
+from feeds.publish import build_index, build_opml, build_topic, feed_path, topic_fingerprint
+from feeds.seedfiles import SEED_SOURCE, SeedProblem, scan_folder
+from feeds.tagging import Tagger
+from storage import Storage
+
+log = logging.getLogger("nashra.pipeline")
+
+
+@dataclass
+class IngestReport:
+    """What one pass over a source did, for logs and the CLI."""
+
+    source: str
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    topics: set[str] = field(default_factory=set)
+
+    def __str__(self) -> str:
+        return (f"{self.source}: {self.new} new, {self.updated} updated, "
+                f"{self.unchanged} unchanged, {self.skipped} skipped")
+
+
+def _batches(items: Iterable[Article], size: int) -> Iterator[list[Article]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def ingest_seeds(settings: Settings, storage: Storage, progress: bool = False) -> IngestReport:
+    """One pass over the seeds folder; each batch of articles is committed atomically."""
+    report = IngestReport(SEED_SOURCE)
+    scan = scan_folder(settings.seeds_dir, storage.content_hashes(SEED_SOURCE),
+                       settings.max_seed_bytes)
+    for problem in scan.problems:
+        log.warning("%s (skipped)", problem)
+    report.skipped, report.unchanged = len(scan.problems), scan.unchanged
+    tagger = Tagger(settings.topics)
+    known_topics = {t.slug for t in settings.topics}
+
+    def prepared() -> Iterator[Article]:
+        bar = tqdm(scan.articles(), total=len(scan.changed), desc="seeds", unit="seed",
+                   disable=not progress or not scan.changed, leave=False)
+        for item in bar:
+            if isinstance(item, SeedProblem):
+                log.warning("%s (skipped)", item)
+                report.skipped += 1
+                continue
+            article = tagger.tag(clean_article(item, settings.language))
+            for unknown in set(item.topics) - known_topics:
+                log.warning("seed %s: topic %r is not in the config; add it under [[topics]]",
+                            item.key, unknown)
+            yield article
+
+    for batch in _batches(prepared(), settings.batch_size):
+        result = storage.save_articles(batch, kind="seeds")
+        report.new += result.new
+        report.updated += result.updated
+        report.unchanged += result.unchanged
+        report.topics |= result.topics
+    log.info("%s", report)
+    return report
+
+
+def build_documents(settings: Settings, storage: Storage, force: bool = False) -> list[Document]:
+    """Rebuild the documents whose inputs changed (all of them with `force`) and store them.
+
+    Publishing reads only from storage, so a restart rebuilds the same bytes.
+    """
+    previous = {} if force else storage.built_from()
+    empty_updated = storage.created()
+    changed: list[Document] = []
+    newest = empty_updated
+    for topic in settings.topics:
+        articles = storage.articles(topic.slug, settings.items_per_feed)
+        newest = max([newest, *(a.updated for a in articles)])
+        inputs = topic_fingerprint(settings, topic, articles)
+        if any(previous.get(feed_path(topic.slug, kind)) != inputs for kind in ("rss", "atom")):
+            changed += build_topic(settings, topic, articles, empty_updated)
+    for document in (build_opml(settings, newest),
+                     build_index(settings, storage.topic_counts(), newest)):
+        if previous.get(document.path) != document.built_from:
+            changed.append(document)
+    storage.save_documents(changed)
+    for document in changed:
+        log.debug("published %s (%d bytes)", document.path, len(document.body))
+    if changed:
+        log.info("published %d documents: %s", len(changed), " ".join(d.path for d in changed))
+    return changed
+
+
+def write_documents(documents: Iterable[Document], out: Path) -> list[Path]:
+    """Write documents as static files under `out`, for any static host or CDN."""
+    written = []
+    for document in documents:
+        target = out / document.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(document.body)
+        written.append(target)
+    return written

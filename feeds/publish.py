@@ -1,0 +1,253 @@
+"""Stored articles -> feed bytes: RSS 2.0 and Atom 1.0 per topic (feedgen), OPML, index page.
+
+Direction travels in the text and markup, not in the feed's language alone: bodies are
+wrapped in a block with `dir` and `lang`, and RTL labels get U+200F when they open with a
+left-to-right or neutral character (see feeds.text.rtl_label).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from datetime import datetime
+
+import lxml.html
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from feeds import __version__
+from feeds.config import Settings
+from feeds.model import Article, Document, Topic
+from feeds.text import direction, label_for
+
+MEDIA_TYPES = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "opml": "text/x-opml; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+}
+FORMAT_NAMES = {"rss": "RSS 2.0", "atom": "Atom 1.0"}
+INDEX_PATH, OPML_PATH = "index.html", "topics.opml"
+DC_NS = "http://purl.org/dc/elements/1.1/"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+BUILD_VERSION = "1"  # bump when the output format changes, so every feed is rebuilt
+
+
+def feed_path(slug: str, kind: str) -> str:
+    return f"topics/{slug}.{kind}"
+
+
+class _NamespaceExtension(BaseExtension):
+    """Declares dc: on the feed root, for the per-item dc:language and dc:creator."""
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"dc": DC_NS}
+
+
+class EntryExtras(BaseEntryExtension):
+    """What feedgen 1.0 cannot say by itself, added through its extension API.
+
+    - the entry's own language when it differs from the feed's (Atom xml:lang, RSS
+      dc:language), never on the channel;
+    - Atom links with rel, type and hreflang (feedgen drops them: its issue #135), and the
+      RSS item <link>, so no link goes through FeedEntry.link();
+    - the RSS author as dc:creator, since RSS <author> must be an e-mail address.
+    """
+
+    def __init__(self) -> None:
+        self.language: str | None = None
+        self.url: str | None = None
+        self.link_language: str | None = None
+        self.creator: str | None = None
+
+    def extend_atom(self, entry):
+        if self.language:
+            entry.set(XML_LANG, self.language)
+        if self.url:
+            etree.SubElement(entry, "link", rel="alternate", type="text/html",
+                             hreflang=self.link_language, href=self.url)
+        return entry
+
+    def extend_rss(self, item):
+        if self.url:
+            etree.SubElement(item, "link").text = self.url
+        if self.creator:
+            etree.SubElement(item, f"{{{DC_NS}}}creator").text = self.creator
+        if self.language:
+            etree.SubElement(item, f"{{{DC_NS}}}language").text = self.language
+        return item
+
+
+def directed_xhtml(fragment: str, language: str) -> str:
+    """An HTML fragment as well-formed XHTML inside <div dir=".." lang="..">.
+
+    The same string serves Atom type="xhtml" (inside feedgen's required wrapper div) and
+    RSS, where it is escaped HTML; `dir` is an attribute because readers strip `style`.
+    """
+    root = lxml.html.fragment_fromstring(fragment or "", create_parent="div")
+    root.attrib.update({"dir": direction(language), "lang": language})
+    return etree.tostring(root, method="xml", encoding="unicode")
+
+
+def _paragraph(text: str) -> str:
+    return f"<p>{html.escape(text, quote=False)}</p>"
+
+
+def fingerprint(*parts: object) -> str:
+    data = json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def topic_fingerprint(settings: Settings, topic: Topic, articles: Sequence[Article]) -> str:
+    """What a topic's feeds are built from: when it is unchanged, so are their bytes."""
+    return fingerprint(
+        BUILD_VERSION, settings.base_url, settings.site_titles, settings.language,
+        [topic.slug, topic.language, topic.titles, topic.descriptions],
+        [[a.id, a.updated, a.content_hash, a.topics] for a in articles],
+        {t.slug: t.titles for t in settings.topics},
+    )
+
+
+def build_topic(
+    settings: Settings, topic: Topic, articles: Sequence[Article], empty_updated: datetime
+) -> list[Document]:
+    """The RSS and Atom documents of `topic`, newest first; same inputs, same bytes."""
+    updated = max((a.updated for a in articles), default=empty_updated)
+    generator = _feed_generator(settings, topic, updated)
+    for article in articles:
+        _add_entry(generator, settings, topic, article)
+    built_from = topic_fingerprint(settings, topic, articles)
+    documents = []
+    for kind in ("rss", "atom"):
+        _set_links(generator, settings, topic, kind)
+        body = generator.rss_str(pretty=True) if kind == "rss" else generator.atom_str(pretty=True)
+        documents.append(Document(feed_path(topic.slug, kind), MEDIA_TYPES[kind], body,
+                                  etag(body), updated, built_from))
+    return documents
+
+
+def _feed_generator(settings: Settings, topic: Topic, updated: datetime) -> FeedGenerator:
+    language = topic.language
+    generator = FeedGenerator()
+    generator.register_extension("nashra", _NamespaceExtension, EntryExtras)
+    generator.id(f"{settings.base_url}/topics/{topic.slug}")
+    generator.title(label_for(f"{topic.title} - {settings.site_title}", language))
+    generator.subtitle(label_for(topic.description, language))
+    generator.language(language)
+    generator.author({"name": label_for(settings.site_title, settings.language)})
+    generator.generator("Nashra", version=__version__)
+    generator.updated(updated)
+    generator.lastBuildDate(updated)
+    return generator
+
+
+def _set_links(generator: FeedGenerator, settings: Settings, topic: Topic, kind: str) -> None:
+    # feedgen takes the RSS channel <link> from the last link() call, so alternate goes last.
+    generator.link(href=f"{settings.base_url}/{feed_path(topic.slug, kind)}", rel="self",
+                   type=MEDIA_TYPES[kind].split(";")[0], replace=True)
+    generator.link(href=f"{settings.base_url}/#{topic.slug}", rel="alternate",
+                   type="text/html")
+
+
+def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, article: Article):
+    language = article.language
+    entry = generator.add_entry(order="append")
+    entry.id(f"urn:uuid:{article.id}")
+    entry.title(label_for(article.title, language))
+    entry.published(article.published)
+    entry.updated(article.updated)
+    entry.content(directed_xhtml(article.content_html, language), type="xhtml")
+    if article.summary:
+        entry.summary(directed_xhtml(_paragraph(article.summary), language), type="xhtml")
+    if article.author:
+        entry.author({"name": label_for(article.author, language)})
+    for slug in article.topics:
+        other = settings.topic(slug)
+        if other is not None:
+            entry.category(term=slug, scheme=f"{settings.base_url}/topics/",
+                           label=label_for(other.titles.get(topic.language, other.title),
+                                           topic.language))
+    extras: EntryExtras = entry.nashra
+    extras.language = language if language != topic.language else None
+    extras.url, extras.link_language = article.url, language
+    extras.creator = article.author
+
+
+def build_opml(settings: Settings, updated: datetime) -> Document:
+    """An OPML 2.0 list of every topic feed, to subscribe to all of them at once."""
+    opml = ET.Element("opml", version="2.0")
+    head = ET.SubElement(opml, "head")
+    ET.SubElement(head, "title").text = label_for(settings.site_title, settings.language)
+    ET.SubElement(head, "dateModified").text = updated.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    body = ET.SubElement(opml, "body")
+    for topic in settings.topics:
+        ET.SubElement(body, "outline", type="rss", language=topic.language,
+                      text=label_for(topic.title, topic.language),
+                      title=label_for(topic.title, topic.language),
+                      xmlUrl=f"{settings.base_url}/{feed_path(topic.slug, 'atom')}",
+                      htmlUrl=f"{settings.base_url}/#{topic.slug}")
+    ET.indent(opml)
+    data = ET.tostring(opml, encoding="utf-8", xml_declaration=True) + b"\n"
+    return Document(OPML_PATH, MEDIA_TYPES["opml"], data, etag(data), updated,
+                    fingerprint(BUILD_VERSION, data.decode("utf-8")))
+
+
+def build_index(settings: Settings, counts: dict[str, int], updated: datetime) -> Document:
+    """The home page: every topic with its feeds, laid out in the site's language and direction."""
+    language, esc = settings.language, html.escape
+    alternates, items = [], []
+    for topic in settings.topics:
+        for kind in ("rss", "atom"):
+            alternates.append(
+                f'<link rel="alternate" type="{MEDIA_TYPES[kind].split(";")[0]}" '
+                f'title="{esc(topic.title)} ({FORMAT_NAMES[kind]})" '
+                f'href="{esc(settings.base_url)}/{feed_path(topic.slug, kind)}">')
+        items.append(
+            f'<li id="{esc(topic.slug)}" lang="{esc(topic.language)}" '
+            f'dir="{direction(topic.language)}"><h2>{esc(topic.title)}</h2>'
+            f"<p>{esc(topic.description)}</p>"
+            f'<p><span class="count">{counts.get(topic.slug, 0)}</span> '
+            f'· <a href="/{feed_path(topic.slug, "rss")}">RSS</a> '
+            f'· <a href="/{feed_path(topic.slug, "atom")}">Atom</a></p></li>')
+    page = _INDEX_TEMPLATE.format(
+        lang=esc(language), dir=direction(language), title=esc(settings.site_title),
+        description=esc(settings.site_description), alternates="\n".join(alternates),
+        items="\n".join(items), opml=OPML_PATH)
+    data = page.encode("utf-8")
+    return Document(INDEX_PATH, MEDIA_TYPES["html"], data, etag(data), updated,
+                    fingerprint(BUILD_VERSION, page))
+
+
+_INDEX_TEMPLATE = """<!DOCTYPE html>
+<html lang="{lang}" dir="{dir}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+{alternates}
+<style>
+body {{ font-family: system-ui, "Noto Naskh Arabic", sans-serif; max-width: 46rem;
+       margin: 2rem auto; padding: 0 1rem; line-height: 1.7; }}
+ul {{ list-style: none; padding: 0; }}
+li {{ border-bottom: 1px solid #ddd; padding: .5rem 0; }}
+h2 {{ margin: 0; font-size: 1.2rem; }}
+</style>
+</head>
+<body>
+<h1>{title}</h1>
+<p>{description}</p>
+<ul>
+{items}
+</ul>
+<p><a href="/{opml}">OPML</a></p>
+</body>
+</html>
+"""

@@ -1,0 +1,202 @@
+"""`Storage`: the one place that knows SQL. Articles, their topics, sources, built documents."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from feeds.model import Article, Document
+from storage.schema import article_topics, articles, documents, meta, migrate, sources
+
+_ARTICLE_COLUMNS = ("id", "source", "key", "title", "content_html", "summary", "language",
+                    "url", "author", "published", "updated", "content_hash")
+
+
+class StorageError(Exception):
+    """The storage URL or database cannot be used; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    topics: frozenset[str] = frozenset()  # topics whose article set changed
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets the server read while an ingest writes; NORMAL sync is crash-safe in WAL mode.
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                   "busy_timeout=10000"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def create_engine(url: str) -> sa.Engine:
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise StorageError(f"storage URL {url!r} is not a database URL; use e.g. "
+                           "sqlite:///var/nashra.db") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed)
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    try:
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise StorageError(f"storage URL {url!r} needs the {exc.name} driver; install it") from None
+
+
+class Storage:
+    """Articles in, articles and documents out. Every write is one transaction."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = create_engine(url)
+        try:
+            migrate(self.engine)
+        except sa.exc.OperationalError as exc:
+            raise StorageError(f"cannot open storage {url}: {exc.orig}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- articles -------------------------------------------------------------------------
+
+    def content_hashes(self, source: str) -> dict[str, str]:
+        """key -> content hash of every stored article of `source`: what needs no re-reading."""
+        query = sa.select(articles.c.key, articles.c.content_hash).where(
+            articles.c.source == source)
+        with self.engine.connect() as conn:
+            return dict(conn.execute(query).all())
+
+    def save_articles(self, batch: Sequence[Article], kind: str = "seeds") -> SaveResult:
+        """Insert new articles and update changed ones, atomically: all of `batch` or none.
+
+        An update keeps the article's id and first publication time; an article whose
+        content hash is unchanged is left alone.
+        """
+        if not batch:
+            return SaveResult()
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            self._ensure_sources(conn, {a.source for a in batch}, kind, now)
+            stored = {
+                row.id: row for row in conn.execute(
+                    sa.select(articles.c.id, articles.c.content_hash, articles.c.published)
+                    .where(articles.c.id.in_([a.id for a in batch]))
+                )
+            }
+            new = [a for a in batch if a.id not in stored]
+            changed = [
+                a for a in batch
+                if a.id in stored and stored[a.id].content_hash != a.content_hash
+            ]
+            if new:
+                conn.execute(articles.insert(), [_row(a, first_seen=now) for a in new])
+            for article in changed:
+                row = _row(article, published=min(article.published, stored[article.id].published))
+                conn.execute(articles.update().where(articles.c.id == article.id).values(row))
+            touched = new + changed
+            old_topics = self._topics_of(conn, [a.id for a in changed])
+            if changed:
+                conn.execute(article_topics.delete().where(
+                    article_topics.c.article_id.in_([a.id for a in changed])))
+            topic_rows = [
+                {"article_id": a.id, "topic": t, "published": a.published}
+                for a in touched for t in a.topics
+            ]
+            if topic_rows:
+                conn.execute(article_topics.insert(), topic_rows)
+        affected = {t for a in touched for t in a.topics}
+        affected.update(t for topics in old_topics.values() for t in topics)
+        return SaveResult(len(new), len(changed), len(batch) - len(touched), frozenset(affected))
+
+    def _ensure_sources(self, conn: Connection, names: set[str], kind: str, now: datetime) -> None:
+        known = set(conn.execute(sa.select(sources.c.name).where(sources.c.name.in_(names)))
+                    .scalars())
+        missing = [{"name": n, "kind": kind, "created": now} for n in sorted(names - known)]
+        if missing:
+            conn.execute(sources.insert(), missing)
+
+    def _topics_of(self, conn: Connection, ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        ids = list(ids)
+        found: dict[str, list[str]] = {i: [] for i in ids}
+        if ids:
+            query = (sa.select(article_topics.c.article_id, article_topics.c.topic)
+                     .where(article_topics.c.article_id.in_(ids))
+                     .order_by(article_topics.c.topic))
+            for article_id, topic in conn.execute(query).all():
+                found[article_id].append(topic)
+        return {i: tuple(t) for i, t in found.items()}
+
+    def articles(self, topic: str | None = None, limit: int = 50) -> list[Article]:
+        """The newest `limit` articles, of one topic or of all, newest first."""
+        columns = [articles.c[name] for name in _ARTICLE_COLUMNS]
+        if topic is None:
+            query = sa.select(*columns).order_by(articles.c.published.desc(), articles.c.id)
+        else:
+            query = (
+                sa.select(*columns)
+                .join(article_topics, article_topics.c.article_id == articles.c.id)
+                .where(article_topics.c.topic == topic)
+                .order_by(article_topics.c.published.desc(), articles.c.id)
+            )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.limit(limit)).mappings().all()
+            topics = self._topics_of(conn, [r["id"] for r in rows])
+        return [Article(**row, topics=topics[row["id"]]) for row in rows]
+
+    def article_count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(articles)).scalar_one()
+
+    def topic_counts(self) -> dict[str, int]:
+        query = sa.select(article_topics.c.topic, sa.func.count()).group_by(article_topics.c.topic)
+        with self.engine.connect() as conn:
+            return dict(conn.execute(query).all())
+
+    def created(self) -> datetime:
+        """When this database was created: the date of a feed that has no entries yet."""
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(meta.c.value).where(meta.c.key == "created")).scalar()
+        return datetime.fromisoformat(value)
+
+    # -- documents ------------------------------------------------------------------------
+
+    def built_from(self) -> dict[str, str]:
+        """path -> fingerprint of the inputs each stored document was built from."""
+        with self.engine.connect() as conn:
+            return dict(conn.execute(sa.select(documents.c.path, documents.c.built_from)).all())
+
+    def save_documents(self, docs: Sequence[Document]) -> None:
+        """Replace these documents atomically, so readers never see half a rebuild."""
+        if not docs:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(documents.delete().where(documents.c.path.in_([d.path for d in docs])))
+            conn.execute(documents.insert(), [
+                {"path": d.path, "media_type": d.media_type, "body": d.body, "etag": d.etag,
+                 "last_modified": d.last_modified, "built_from": d.built_from}
+                for d in docs
+            ])
+
+    def documents(self) -> list[Document]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(documents)).mappings().all()
+        return [Document(**row) for row in rows]
+
+
+def _row(article: Article, **overrides) -> dict:
+    row = {name: getattr(article, name) for name in _ARTICLE_COLUMNS}
+    row.update(overrides)
+    return row
