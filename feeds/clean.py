@@ -8,10 +8,13 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from email.utils import parseaddr
 from functools import lru_cache
 from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
 
 import nh3
+from requests.utils import requote_uri
 
 from feeds.model import Article
 from feeds.text import canonical_language, detect_language, fold, xml_safe
@@ -46,7 +49,7 @@ def clean_article(article: Article, default_language: str = "und") -> Article:
     """
     content = sanitize_html(xml_safe(article.content_html))
     text = plain_text(content)
-    title = " ".join(xml_safe(article.title).split())
+    title = one_line(plain_text(nh3.clean(xml_safe(article.title), tags=set())))
     language = article.language or detect_language(f"{title}\n{text}", default_language)
     summary = xml_safe(plain_text(article.summary)) if article.summary else text
     return replace(
@@ -55,11 +58,36 @@ def clean_article(article: Article, default_language: str = "und") -> Article:
         content_html=content,
         summary=shorten(" ".join(summary.split()), SUMMARY_MAX_CHARS),
         language=canonical_language(language),
-        url=xml_safe(article.url).strip() if article.url else None,
-        author=" ".join(xml_safe(article.author).split()) if article.author else None,
+        url=clean_url(xml_safe(article.url)) if article.url else None,
+        author=author_name(xml_safe(article.author)) if article.author else None,
         published=article.published.replace(microsecond=0),
         updated=article.updated.replace(microsecond=0),
     )
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def author_name(author: str) -> str | None:
+    """The name in "Name <mail@example.org>"; addresses are not published."""
+    name, address = parseaddr(author)
+    if address and "@" in address:
+        return one_line(name) or None
+    return one_line(author) or None
+
+
+def clean_url(url: str) -> str | None:
+    """An IRI as an ASCII URI (IDNA host, percent-encoded path and query): what feeds need."""
+    url = url.strip()
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if not host.isascii():
+        netloc = parts.netloc.replace(host, host.encode("idna").decode("ascii"))
+        parts = parts._replace(netloc=netloc)
+    return requote_uri(urlunsplit(parts))
 
 
 def plain_text(content_html: str) -> str:

@@ -178,7 +178,7 @@ def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, artic
     extras: EntryExtras = entry.nashra
     extras.language = language if language != topic.language else None
     extras.url, extras.link_language = article.url, language
-    extras.creator = article.author
+    extras.creator = label_for(article.author, language) if article.author else None
 
 
 def build_opml(settings: Settings, updated: datetime) -> Document:

@@ -82,17 +82,19 @@ class Storage:
     def save_articles(self, batch: Sequence[Article], kind: str = "seeds") -> SaveResult:
         """Insert new articles and update changed ones, atomically: all of `batch` or none.
 
-        An update keeps the article's id and first publication time; an article whose
-        content hash is unchanged is left alone.
+        An update keeps the article's id and first publication time, and moves `updated`
+        forward (to now, when the new text claims no later time); an article whose content
+        hash is unchanged is left alone.
         """
         if not batch:
             return SaveResult()
-        now = datetime.now(UTC)
+        now = datetime.now(UTC).replace(microsecond=0)
         with self.engine.begin() as conn:
             self._ensure_sources(conn, {a.source for a in batch}, kind, now)
             stored = {
                 row.id: row for row in conn.execute(
-                    sa.select(articles.c.id, articles.c.content_hash, articles.c.published)
+                    sa.select(articles.c.id, articles.c.content_hash, articles.c.published,
+                              articles.c.updated)
                     .where(articles.c.id.in_([a.id for a in batch]))
                 )
             }
@@ -103,8 +105,12 @@ class Storage:
             ]
             if new:
                 conn.execute(articles.insert(), [_row(a, first_seen=now) for a in new])
+            published = {a.id: a.published for a in new}
             for article in changed:
-                row = _row(article, published=min(article.published, stored[article.id].published))
+                before = stored[article.id]
+                published[article.id] = min(article.published, before.published)
+                row = _row(article, published=published[article.id],
+                           updated=article.updated if article.updated > before.updated else now)
                 conn.execute(articles.update().where(articles.c.id == article.id).values(row))
             touched = new + changed
             old_topics = self._topics_of(conn, [a.id for a in changed])
@@ -112,7 +118,7 @@ class Storage:
                 conn.execute(article_topics.delete().where(
                     article_topics.c.article_id.in_([a.id for a in changed])))
             topic_rows = [
-                {"article_id": a.id, "topic": t, "published": a.published}
+                {"article_id": a.id, "topic": t, "published": published[a.id]}
                 for a in touched for t in a.topics
             ]
             if topic_rows:
