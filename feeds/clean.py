@@ -114,7 +114,7 @@ def sanitize_html(html: str) -> str:
 
 
 def chrome_key(line: str) -> str:
-    """The form lines are compared in: folded, unaccented, punctuation and digits as spaces."""
+    """The form lines are compared in: folded, unaccented, punctuation as single spaces."""
     decomposed = unicodedata.normalize("NFKD", fold(line))
     letters = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(re.sub(r"[\W_]+", " ", letters).split())

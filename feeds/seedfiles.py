@@ -79,11 +79,12 @@ class SeedScan:
 
 
 def seed_paths(folder: Path) -> list[Path]:
-    """The seed files under `folder`, in a stable order; README and hidden files excluded."""
+    """The seed files under `folder`, in a stable order; README and hidden paths excluded."""
     return sorted(
         p for p in folder.rglob("*")
         if p.suffix.lower() in SEED_SUFFIXES and p.is_file()
-        and not p.name.startswith(".") and not p.stem.upper().startswith("README")
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and not p.stem.upper().startswith("README")
     )
 
 

@@ -10,7 +10,9 @@ from feeds.text import fold
 
 # Proclitics a word may carry: و/ف, then ب/ك/ل, then the article ال (or the fused لل).
 _ARABIC_PREFIX = r"(?:[وف]?(?:[بكل]?ال|لل|[بكل])?)"
-_ARABIC_SUFFIX = r"[\u0621-\u064a]{0,3}"
+# Enclitics and inflections a word may end with, in folded form (ة -> ه): -ي -ية -ون -ين
+# -ات -ان -ه -ها -هم -كم -نا ... Anything else after the term means another word.
+_ARABIC_SUFFIX = r"(?:ي(?:ه|ون|ين|ات)?|ه|ها|هم|هما|هن|كم|كما|نا|ون|ين|ات|ان|تان|تين)?"
 _ARABIC_LETTER = re.compile(r"[\u0621-\u064a]")
 
 TITLE_WEIGHT = 2

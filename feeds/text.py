@@ -47,7 +47,7 @@ def xml_safe(text: str) -> str:
 
     Zero-width joiners and the RLM/ALM marks stay: they carry meaning in RTL text.
     """
-    return _FORBIDDEN.sub("", unicodedata.normalize("NFC", text))
+    return unicodedata.normalize("NFC", _FORBIDDEN.sub("", text))
 
 
 def canonical_language(tag: str) -> str:
