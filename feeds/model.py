@@ -17,6 +17,15 @@ def article_id(source: str, key: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Enclosure:
+    """A media file attached to an article (podcast audio, lead image...)."""
+
+    url: str
+    media_type: str = "application/octet-stream"
+    length: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Article:
     """One news article, from whichever source, as every stage sees it.
 
@@ -36,6 +45,9 @@ class Article:
     author: str | None = None
     topics: tuple[str, ...] = ()
     content_hash: str = ""
+    categories: tuple[str, ...] = ()  # the source's own category labels
+    enclosures: tuple[Enclosure, ...] = ()
+    date_estimated: bool = False  # the source gave no date: published is first-seen time
     id: str = field(default="")
 
     def __post_init__(self) -> None:
