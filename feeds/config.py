@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from feeds.model import Topic
+from feeds.model import Source, Topic
 from feeds.text import canonical_language
 
 DEFAULT_CONFIG_NAME = "default.toml"
@@ -19,6 +19,19 @@ _MISSING = object()
 
 class ConfigError(Exception):
     """A user-fixable problem in the configuration file."""
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """How feed sources are polled: politeness, caps and the bounds of adaptive intervals."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    max_bytes: int = 10_000_000
+    concurrency: int = 8
+    min_interval: int = 900
+    max_interval: int = 86400
+    max_backoff: int = 86400
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,8 @@ class Settings:
     host: str
     port: int
     topics: tuple[Topic, ...]
+    sources: tuple[Source, ...] = ()
+    fetch: FetchSettings = field(default_factory=lambda: FetchSettings())
 
     @property
     def site_title(self) -> str:
@@ -103,6 +118,7 @@ class _Table:
 
 
 _TOML_NAMES = {"str": "a string", "int": "a whole number", "dict": "a table",
+               "bool": "true or false", "int or float": "a number",
                "list": "an array", "dict or str": "a table or a string"}
 
 
@@ -133,6 +149,7 @@ def parse_settings(text: str, file: str) -> Settings:
     site, storage, seeds = root.table("site"), root.table("storage"), root.table("seeds")
     publish, server = root.table("publish"), root.table("server")
     language = canonical_language(site.get("language", str, "ar"))
+    fetch = _fetch_settings(root.table("fetch"))
     host, port = server.get("host", str, "127.0.0.1"), server.positive("port", 8080)
     return Settings(
         source=file,
@@ -150,8 +167,61 @@ def parse_settings(text: str, file: str) -> Settings:
         items_per_feed=publish.positive("items_per_feed", 50),
         host=host,
         port=port,
-        topics=_topics(root, language),
+        topics=(topics := _topics(root, language)),
+        sources=_sources(root, fetch, {t.slug for t in topics}),
+        fetch=fetch,
     )
+
+
+def _fetch_settings(table: _Table) -> FetchSettings:
+    defaults = FetchSettings()
+    values = {name: table.get(name, (int, float), getattr(defaults, name))
+              for name in ("connect_timeout", "read_timeout")}
+    for name in ("max_bytes", "concurrency", "min_interval", "max_interval", "max_backoff"):
+        values[name] = table.positive(name, getattr(defaults, name))
+    for name in ("connect_timeout", "read_timeout"):
+        if values[name] <= 0:
+            raise table.error(name, f"must be a positive number of seconds, not {values[name]}")
+    if values["min_interval"] > values["max_interval"]:
+        raise table.error("min_interval", "must not be larger than max_interval")
+    return FetchSettings(**values)
+
+
+def _sources(root: _Table, fetch: FetchSettings, topics: set[str]) -> tuple[Source, ...]:
+    found: dict[str, Source] = {}
+    for index, entry in enumerate(root.get("sources", list, [])):
+        if not isinstance(entry, dict):
+            raise root.error(f"sources[{index}]", "must be a table ([[sources]])")
+        table = _Table(entry, f"sources[{index}]", root.file)
+        url = table.get("url", str).strip()
+        if not url.startswith(("http://", "https://")):
+            raise table.error("url", f"{url!r} must be an http:// or https:// URL")
+        name = table.get("name", str, "") or source_name(url)
+        if name in found:
+            raise table.error("name", f"{name!r} names two sources; give each a unique name")
+        source_topics = tuple(table.get("topics", list, []))
+        unknown = [t for t in source_topics if t not in topics]
+        if unknown:
+            raise table.error("topics", f"unknown topic(s) {', '.join(map(str, unknown))}; "
+                                        "use slugs from [[topics]]")
+        language = table.get("language", str, "")
+        found[name] = Source(
+            name=name, url=url, origin="config",
+            title=table.get("title", str, None),
+            language=canonical_language(language) if language else None,
+            topics=source_topics,
+            full_text=table.get("full_text", bool, False),
+            min_interval=table.positive("min_interval", fetch.min_interval),
+            max_interval=table.positive("max_interval", fetch.max_interval),
+            enabled=table.get("enabled", bool, True),
+        )
+    return tuple(found.values())
+
+
+def source_name(url: str) -> str:
+    """A readable default name for a source: its host and path, without www. or scheme."""
+    rest = url.split("://", 1)[-1].removeprefix("www.")
+    return rest.rstrip("/")[:200]
 
 
 def _topics(root: _Table, site_language: str) -> tuple[Topic, ...]:

@@ -92,3 +92,34 @@ class Document:
     etag: str
     last_modified: datetime
     built_from: str
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A feed Nashra polls: what the config or `nashra sources add` says, plus polling state.
+
+    The state fields (validators, errors, next poll) are written only by storage after
+    each fetch, so a restart carries on where the last run stopped.
+    """
+
+    name: str
+    url: str
+    kind: str = "feed"
+    title: str | None = None
+    language: str | None = None
+    topics: tuple[str, ...] = ()
+    full_text: bool = False
+    min_interval: int = 900
+    max_interval: int = 86400
+    enabled: bool = True
+    origin: str = "cli"  # "config" sources follow the config file; "cli" ones are kept
+    etag: str | None = None
+    last_modified: str | None = None
+    last_fetch: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    error_count: int = 0
+    next_poll: datetime | None = None
+    interval: float | None = None
+    item_count: int = 0
+    bozo: str | None = None

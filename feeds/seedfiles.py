@@ -17,11 +17,13 @@ from pathlib import Path
 
 import yaml
 
-from feeds.clean import repeated_edge_lines, strip_chrome
+from feeds.clean import extract_article, repeated_edge_lines, strip_chrome
 from feeds.model import Article
 
 SEED_SOURCE = "seeds"
-SEED_SUFFIXES = (".txt",)
+TEXT_SUFFIXES = (".txt",)
+HTML_SUFFIXES = (".html", ".htm")
+SEED_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES
 TITLE_MAX_CHARS = 300
 SUBHEADING_MAX_CHARS = 100
 SUBHEADING_MAX_WORDS = 12
@@ -55,6 +57,7 @@ class SeedFile:
     modified: datetime
     meta: dict
     lines: list[str] = field(repr=False)
+    page: bytes | None = field(default=None, repr=False)  # an HTML seed's bytes
 
     @property
     def site(self) -> str:
@@ -124,20 +127,18 @@ def read_seed(path: Path, key: str, max_bytes: int) -> SeedFile:
         raise SeedError("the file is empty; put the title on the first line, then the text")
     if b"\x00" in data[:8192]:
         raise SeedError("binary file (it contains NUL bytes); seeds are UTF-8 text")
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    if path.suffix.lower() in HTML_SUFFIXES:  # the page declares its own encoding
+        return SeedFile(path, key, digest, modified, meta={}, lines=[], page=data)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SeedError(f"not valid UTF-8 (bad byte at offset {exc.start}); "
                         "save the file as UTF-8") from None
     meta, body = split_front_matter(text)
-    return SeedFile(
-        path=path,
-        key=key,
-        digest=hashlib.blake2b(data, digest_size=16).hexdigest(),
-        modified=datetime.fromtimestamp(path.stat().st_mtime, UTC),
-        meta=meta,
-        lines=[line.strip() for line in body.splitlines()],
-    )
+    lines = [line.strip() for line in body.splitlines()]
+    return SeedFile(path, key, digest, modified, meta, lines)
 
 
 def split_front_matter(text: str) -> tuple[dict, str]:
@@ -162,6 +163,8 @@ def split_front_matter(text: str) -> tuple[dict, str]:
 
 def seed_article(seed: SeedFile, site_chrome: frozenset[str] = frozenset()) -> Article:
     """The Article a seed describes: first line the title, blocks as <p>, short ones as <h2>."""
+    if seed.page is not None:
+        return html_seed_article(seed)
     lines = strip_chrome(seed.lines, site_chrome)
     meta = seed.meta
     title = str(meta.get("title") or (lines[0] if lines else "")).strip()
@@ -186,6 +189,21 @@ def seed_article(seed: SeedFile, site_chrome: frozenset[str] = frozenset()) -> A
         author=str(meta.get("author") or meta.get("source") or "") or None,
         topics=_topics(meta),
         content_hash=seed.digest,
+    )
+
+
+def html_seed_article(seed: SeedFile) -> Article:
+    """A saved web page: its main text and metadata, extracted as for full-text sources."""
+    extracted = extract_article(seed.page)
+    if extracted is None or not extracted.title:
+        raise SeedError("no article text or title found in this HTML page; save the "
+                        "article page itself, or convert it to a .txt seed")
+    published = extracted.published or seed.modified
+    return Article(
+        source=SEED_SOURCE, key=seed.key, title=extracted.title,
+        content_html=extracted.content_html, summary="", language="",
+        published=published, updated=max(seed.modified, published),
+        url=extracted.url, author=extracted.author, content_hash=seed.digest,
     )
 
 

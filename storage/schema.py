@@ -1,7 +1,9 @@
-"""The tables, and the ordered migrations that create and upgrade them.
+"""The tables, and the ordered migrations that upgrade older databases to them.
 
-A schema change appends a function to MIGRATIONS; `migrate` runs the ones a database has
-not seen yet, each in its own transaction, and records the new version in `meta`.
+A new database gets the current tables at once and is stamped with SCHEMA_VERSION (as
+Alembic recommends); an older one runs each later entry of UPGRADES in its own
+transaction. A schema change edits the tables below and appends one upgrade, written with
+Alembic's operations so the same DDL runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 from sqlalchemy.engine import Connection
 
 metadata = sa.MetaData()
@@ -38,12 +42,48 @@ meta = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
+
+def _source_state_columns() -> list[sa.Column]:
+    """Columns added in version 2: what a feed source is and where its polling stands."""
+    return [
+        sa.Column("title", sa.Text),
+        sa.Column("language", sa.String(35)),
+        sa.Column("topics", sa.JSON, nullable=False, server_default="[]"),
+        sa.Column("full_text", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("min_interval", sa.Integer, nullable=False, server_default="900"),
+        sa.Column("max_interval", sa.Integer, nullable=False, server_default="86400"),
+        sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+        sa.Column("removed", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("origin", sa.String(10), nullable=False, server_default="cli"),
+        sa.Column("etag", sa.Text),
+        sa.Column("last_modified", sa.Text),
+        sa.Column("last_fetch", UTCDateTime),
+        sa.Column("last_status", sa.Integer),
+        sa.Column("last_error", sa.Text),
+        sa.Column("error_count", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("next_poll", UTCDateTime),
+        sa.Column("interval", sa.Float),
+        sa.Column("item_count", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("bozo", sa.Text),
+    ]
+
+
+def _article_extra_columns() -> list[sa.Column]:
+    """Columns added in version 2: what feed entries carry beyond seeds."""
+    return [
+        sa.Column("categories", sa.JSON, nullable=False, server_default="[]"),
+        sa.Column("enclosures", sa.JSON, nullable=False, server_default="[]"),
+        sa.Column("date_estimated", sa.Boolean, nullable=False, server_default=sa.false()),
+    ]
+
+
 sources = sa.Table(
     "sources", metadata,
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("url", sa.Text),
     sa.Column("created", UTCDateTime, nullable=False),
+    *_source_state_columns(),
 )
 
 articles = sa.Table(
@@ -61,6 +101,7 @@ articles = sa.Table(
     sa.Column("updated", UTCDateTime, nullable=False),
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
+    *_article_extra_columns(),
     sa.UniqueConstraint("source", "key", name="uq_articles_source_key"),
 )
 
@@ -84,13 +125,16 @@ documents = sa.Table(
 )
 
 
-def _create_v1(conn: Connection) -> None:
-    metadata.create_all(conn)
-    conn.execute(meta.insert().values(key="created", value=datetime.now(UTC).isoformat()))
+def _v2_feed_sources(op: Operations) -> None:
+    for column in _source_state_columns():
+        op.add_column("sources", column)
+    for column in _article_extra_columns():
+        op.add_column("articles", column)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1]
-SCHEMA_VERSION = len(MIGRATIONS)
+# UPGRADES[n - 2] takes a database from version n - 1 to version n.
+UPGRADES: list[Callable[[Operations], None]] = [_v2_feed_sources]
+SCHEMA_VERSION = len(UPGRADES) + 1
 
 
 def schema_version(conn: Connection) -> int:
@@ -100,6 +144,11 @@ def schema_version(conn: Connection) -> int:
     return int(row.value) if row else 0
 
 
+def _stamp(conn: Connection, version: int) -> None:
+    conn.execute(meta.delete().where(meta.c.key == "schema_version"))
+    conn.execute(meta.insert().values(key="schema_version", value=str(version)))
+
+
 def migrate(engine: sa.Engine) -> int:
     """Bring the database up to SCHEMA_VERSION; returns the version it was at."""
     with engine.connect() as conn:
@@ -107,9 +156,15 @@ def migrate(engine: sa.Engine) -> int:
     if found > SCHEMA_VERSION:
         raise RuntimeError(f"the database has schema version {found}, newer than this Nashra "
                            f"understands ({SCHEMA_VERSION}); upgrade Nashra")
+    if found == 0:
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+            conn.execute(meta.insert().values(key="created",
+                                              value=datetime.now(UTC).isoformat()))
+            _stamp(conn, SCHEMA_VERSION)
+        return found
     for version in range(found + 1, SCHEMA_VERSION + 1):
         with engine.begin() as conn:
-            MIGRATIONS[version - 1](conn)
-            conn.execute(meta.delete().where(meta.c.key == "schema_version"))
-            conn.execute(meta.insert().values(key="schema_version", value=str(version)))
+            UPGRADES[version - 2](Operations(MigrationContext.configure(conn)))
+            _stamp(conn, version)
     return found

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from feeds.model import Article, Document
+from feeds.model import Article, Document, Enclosure, Source
 from storage.schema import article_topics, articles, documents, meta, migrate, sources
 
 _ARTICLE_COLUMNS = ("id", "source", "key", "title", "content_html", "summary", "language",
-                    "url", "author", "published", "updated", "content_hash")
+                    "url", "author", "published", "updated", "content_hash", "categories",
+                    "enclosures", "date_estimated")
+_SOURCE_FIELDS = tuple(f.name for f in fields(Source))
 
 
 class StorageError(Exception):
@@ -160,7 +162,7 @@ class Storage:
         with self.engine.connect() as conn:
             rows = conn.execute(query.limit(limit)).mappings().all()
             topics = self._topics_of(conn, [r["id"] for r in rows])
-        return [Article(**row, topics=topics[row["id"]]) for row in rows]
+        return [_article(row, topics[row["id"]]) for row in rows]
 
     def article_count(self) -> int:
         with self.engine.connect() as conn:
@@ -202,7 +204,83 @@ class Storage:
         return [Document(**row) for row in rows]
 
 
+    # -- sources --------------------------------------------------------------------------
+
+    def sources(self, include_disabled: bool = True) -> list[Source]:
+        """Every feed source not removed, by name."""
+        query = sa.select(sources).where(sources.c.kind == "feed", sources.c.removed.is_(False))
+        if not include_disabled:
+            query = query.where(sources.c.enabled.is_(True))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(sources.c.name)).mappings().all()
+        return [_source(row) for row in rows]
+
+    def source(self, name: str) -> Source | None:
+        query = sa.select(sources).where(sources.c.name == name, sources.c.removed.is_(False))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return _source(row) if row else None
+
+    def add_source(self, source: Source) -> Source:
+        """Insert `source`, or update what its config says while keeping its polling state.
+
+        A removed source of the same name comes back with its articles and state.
+        """
+        settings = {k: v for k, v in _source_row(source).items() if k in _SOURCE_SETTINGS}
+        with self.engine.begin() as conn:
+            exists = conn.execute(sa.select(sources.c.name).where(
+                sources.c.name == source.name)).first()
+            if exists:
+                conn.execute(sources.update().where(sources.c.name == source.name)
+                             .values(**settings, removed=False))
+            else:
+                conn.execute(sources.insert().values(
+                    _source_row(source), created=datetime.now(UTC), removed=False))
+        return self.source(source.name)
+
+    def remove_source(self, name: str) -> bool:
+        """Stop polling `name`; its articles stay stored. False if there is no such source."""
+        with self.engine.begin() as conn:
+            result = conn.execute(sources.update()
+                                  .where(sources.c.name == name, sources.c.removed.is_(False))
+                                  .values(removed=True, enabled=False))
+        return result.rowcount > 0
+
+    def save_source_state(self, source: Source) -> None:
+        """Record where polling of `source` stands (validators, errors, next poll)."""
+        state = {k: v for k, v in _source_row(source).items() if k in _SOURCE_STATE}
+        with self.engine.begin() as conn:
+            conn.execute(sources.update().where(sources.c.name == source.name).values(**state))
+
+
+_SOURCE_STATE = ("url", "enabled", "etag", "last_modified", "last_fetch", "last_status",
+                 "last_error", "error_count", "next_poll", "interval", "item_count", "bozo")
+_SOURCE_SETTINGS = ("url", "kind", "title", "language", "topics", "full_text", "min_interval",
+                    "max_interval", "enabled", "origin")
+
+
+def _source_row(source: Source) -> dict:
+    row = asdict(source)
+    row["topics"] = list(source.topics)
+    return row
+
+
+def _source(row) -> Source:
+    data = {name: row[name] for name in _SOURCE_FIELDS}
+    data["topics"] = tuple(data["topics"] or ())
+    return Source(**data)
+
+
 def _row(article: Article, **overrides) -> dict:
     row = {name: getattr(article, name) for name in _ARTICLE_COLUMNS}
+    row["categories"] = list(article.categories)
+    row["enclosures"] = [asdict(e) for e in article.enclosures]
     row.update(overrides)
     return row
+
+
+def _article(row, topics: tuple[str, ...]) -> Article:
+    data = dict(row)
+    data["categories"] = tuple(data["categories"] or ())
+    data["enclosures"] = tuple(Enclosure(**e) for e in data["enclosures"] or ())
+    return Article(**data, topics=topics)
