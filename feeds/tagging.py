@@ -2,54 +2,111 @@
 
 from __future__ import annotations
 
-import re
+import ahocorasick
 
 from feeds.clean import plain_text
 from feeds.model import Article, Topic
 from feeds.text import fold
 
-# Proclitics a word may carry: و/ف, then ب/ك/ل, then the article ال (or the fused لل).
-_ARABIC_PREFIX = r"(?:[وف]?(?:[بكل]?ال|لل|[بكل])?)"
-# Enclitics and inflections a word may end with, in folded form (ة -> ه): -ي -ية -ون -ين
-# -ات -ان -ه -ها -هم -كم -نا ... Anything else after the term means another word.
-_ARABIC_SUFFIX = r"(?:ي(?:ه|ون|ين|ات)?|ه|ها|هم|هما|هن|كم|كما|نا|ون|ين|ات|ان|تان|تين)?"
-_ARABIC_LETTER = re.compile(r"[\u0621-\u064a]")
-
+# Proclitics a word may carry before a term (و/ف, then ب/ك/ل, then ال or the fused لل),
+# and the enclitics and inflections it may end with, in folded form (ة -> ه).
+ARABIC_PREFIXES = frozenset(
+    f + p for f in ("", "و", "ف") for p in ("", "ب", "ك", "ل", "ال", "بال", "كال", "لل")
+)
+ARABIC_SUFFIXES = frozenset({
+    "", "ي", "يه", "يون", "يين", "يات", "ه", "ها", "هم", "هما", "هن", "كم", "كما", "نا",
+    "ون", "ين", "ات", "ان", "تان", "تين",
+})
 TITLE_WEIGHT = 2
 
 
-def _word_pattern(word: str) -> str:
-    if not _ARABIC_LETTER.match(word):
-        return re.escape(word)
-    if word.startswith("ال") and len(word) > 4:
-        word = word[2:]
-    return _ARABIC_PREFIX + re.escape(word) + _ARABIC_SUFFIX
+def _is_arabic(char: str) -> bool:
+    return "\u0621" <= char <= "\u064a"
 
 
-def term_pattern(term: str) -> str:
-    """A regex for `term` and its clitic and suffixed forms, never inside another word."""
+def term_key(term: str) -> str:
+    """The folded core searched for: an Arabic term's own article ال is a clitic like any other."""
     words = fold(term).split()
-    return r"(?<!\w)" + r"\s+".join(_word_pattern(w) for w in words) + r"(?!\w)"
+    if words and _is_arabic(words[0][0]) and words[0].startswith("ال") and len(words[0]) > 4:
+        words[0] = words[0][2:]
+    return " ".join(words)
+
+
+class TermMatcher:
+    """Finds terms in text with one Aho-Corasick pass (pyahocorasick), then checks each hit.
+
+    A hit counts when the letters before it in its word are a clitic prefix and the letters
+    after it an allowed suffix (none at all for non-Arabic terms), so "والأمن" and
+    "الأمنية" match "الأمن" while "فاسد" does not match "فاس". Each word counts once per
+    label, however many of a label's terms it contains.
+    """
+
+    def __init__(self, terms: dict[str, list[str]]):
+        self._automaton = ahocorasick.Automaton()
+        labels: dict[str, set[str]] = {}
+        for term, term_labels in terms.items():
+            key = term_key(term)
+            if key:
+                labels.setdefault(key, set()).update(term_labels)
+        for key, key_labels in labels.items():
+            self._automaton.add_word(key, (key, _is_arabic(key[-1]), tuple(sorted(key_labels))))
+        self._empty = not labels
+        if not self._empty:
+            self._automaton.make_automaton()
+
+    def matches(self, text: str) -> dict[str, set[int]]:
+        """label -> start offsets (in the folded, space-normalized text) of matched words."""
+        found: dict[str, set[int]] = {}
+        if self._empty:
+            return found
+        text = " ".join(fold(text).split())
+        for end, (key, arabic, labels) in self._automaton.iter(text):
+            start = end - len(key) + 1
+            word_start = _word_start(text, start)
+            word_end = _word_end(text, end + 1)
+            if arabic:
+                ok = (text[word_start:start] in ARABIC_PREFIXES
+                      and text[end + 1:word_end] in ARABIC_SUFFIXES)
+            else:
+                ok = word_start == start and word_end == end + 1
+            if ok:
+                for label in labels:
+                    found.setdefault(label, set()).add(word_start)
+        return found
+
+
+def _word_start(text: str, index: int) -> int:
+    while index > 0 and text[index - 1].isalnum():
+        index -= 1
+    return index
+
+
+def _word_end(text: str, index: int) -> int:
+    while index < len(text) and text[index].isalnum():
+        index += 1
+    return index
 
 
 class Tagger:
     """Puts an article in every topic whose terms score at least the topic's `min_score`.
 
-    Score: TITLE_WEIGHT per match in the title, 1 per match in the body.
+    Score: TITLE_WEIGHT per matching word in the title, 1 per matching word in the body.
     """
 
     def __init__(self, topics: tuple[Topic, ...]):
         self.topics = topics
-        self._patterns = {
-            t.slug: re.compile("|".join(term_pattern(term) for term in t.terms)) for t in topics
-        }
+        terms: dict[str, list[str]] = {}
+        for topic in topics:
+            for term in topic.terms:
+                terms.setdefault(term, []).append(topic.slug)
+        self._matcher = TermMatcher(terms)
 
     def scores(self, article: Article) -> dict[str, int]:
-        title, body = fold(article.title), fold(plain_text(article.content_html))
-        return {
-            slug: TITLE_WEIGHT * len(pattern.findall(title)) + len(pattern.findall(body))
-            for slug, pattern in self._patterns.items()
-        }
+        scores = dict.fromkeys((t.slug for t in self.topics), 0)
+        for text, weight in ((article.title, TITLE_WEIGHT), (plain_text(article.content_html), 1)):
+            for slug, words in self._matcher.matches(text).items():
+                scores[slug] += weight * len(words)
+        return scores
 
     def tag(self, article: Article) -> Article:
         """`article` with its topics: those it named itself plus those its text earns."""

@@ -1,0 +1,179 @@
+"""Shared fixtures: settings and storage in tmp_path, seed files, a live HTTP server, `nashra`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from feeds.config import Settings, default_config_text, load_settings
+from feeds.model import Article
+from feeds.pipeline import build_documents, ingest_seeds
+from feeds.server import DocumentCache, create_app, make_server
+from storage import Storage
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_SEEDS = REPO / "seeds"
+SEED_TITLE = "المغرب يعزز دوره العالمي في مكافحة الإرهاب بزيارة حموشي إلى فيينا"
+NASHRA = Path(sys.executable).parent / "nashra"
+T0 = datetime(2025, 5, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def seeds_dir(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(SHIPPED_SEEDS, tmp_path / "seeds"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, seeds_dir: Path) -> Settings:
+    return replace(load_settings(), storage_url=f"sqlite:///{tmp_path / 'nashra.db'}",
+                   seeds_dir=seeds_dir)
+
+
+@pytest.fixture
+def storage(settings: Settings):
+    store = Storage(settings.storage_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "nashra.db"
+
+
+@pytest.fixture
+def write_seed(seeds_dir: Path):
+    """write_seed(name, text_or_bytes, mtime=None) -> the path of a new seed file."""
+
+    def write(name: str, content: str | bytes, mtime: float | None = None) -> Path:
+        path = seeds_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_text(content, "utf-8")
+        else:
+            path.write_bytes(content)
+        if mtime is not None:
+            os.utime(path, (mtime, mtime))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def make_article():
+    """make_article(key, **fields) -> an Article of source "test", in topic security."""
+
+    def make(key: str, **fields) -> Article:
+        published = fields.pop("published", T0)
+        values = {
+            "source": "test", "key": key, "title": f"خبر أمني رقم {key}",
+            "content_html": f"<p>نص الخبر رقم {key} عن الأمن في المغرب.</p>", "summary": "",
+            "language": "ar", "published": published, "updated": published,
+            "topics": ("security",), "content_hash": f"hash-{key}",
+        }
+        values.update(fields)
+        return Article(**values)
+
+    return make
+
+
+def hours(n: float) -> timedelta:
+    return timedelta(hours=n)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_answers(url: str, timeout: float = 15.0, process=None) -> requests.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            response = requests.get(url, timeout=1)
+            if response.status_code == 200:
+                return response
+        except requests.ConnectionError:
+            pass
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"{url}: the server exited with {process.returncode}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer 200 within {timeout}s")
+        time.sleep(0.05)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: Settings
+    storage: Storage
+    cache: DocumentCache
+
+
+@pytest.fixture
+def live_server(settings: Settings, storage: Storage):
+    """The real Starlette app under uvicorn on 127.0.0.1, serving the ingested shipped seed."""
+    port = free_port()
+    served = settings.with_server("127.0.0.1", port)
+    ingest_seeds(served, storage)
+    build_documents(served, storage)
+    cache = DocumentCache(storage)
+    server = make_server(create_app(cache), "127.0.0.1", port)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answers(f"{url}/topics.opml")
+        yield LiveServer(url, served, storage, cache)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def config_text(db: Path, seeds: Path, **seeds_options: int) -> str:
+    """The shipped config with storage and seeds pointing at `db` and `seeds`."""
+    text = default_config_text()
+    edits = [(r'^url = "sqlite:///var/nashra.db"', f'url = "sqlite:///{db}"'),
+             (r'^dir = "seeds"', f'dir = "{seeds}"'),
+             *((rf"^{key} = \d+", f"{key} = {value}") for key, value in seeds_options.items())]
+    for pattern, replacement in edits:
+        text, found = re.subn(pattern, replacement, text, count=1, flags=re.MULTILINE)
+        assert found == 1, f"the shipped config has no line matching {pattern}"
+    return text
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, db_path: Path, seeds_dir: Path) -> Path:
+    path = tmp_path / "nashra.toml"
+    path.write_text(config_text(db_path, seeds_dir), "utf-8")
+    return path
+
+
+def nashra_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "NASHRA_CONFIG"}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture
+def nashra(tmp_path: Path):
+    """nashra(*args) -> CompletedProcess of the real `nashra` command run in tmp_path."""
+
+    def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([str(NASHRA), *args], cwd=tmp_path, env=nashra_env(),
+                              capture_output=True, text=True, timeout=timeout)
+
+    return run

@@ -1,0 +1,119 @@
+"""The real app under uvicorn on 127.0.0.1, spoken to over HTTP with requests."""
+
+from __future__ import annotations
+
+import gzip
+
+import feedparser
+import lxml.html
+import pytest
+import requests
+from conftest import SEED_TITLE
+
+from feeds.pipeline import build_documents
+
+PLAIN = {"Accept-Encoding": "identity"}
+MEDIA = {"rss": "application/rss+xml", "atom": "application/atom+xml"}
+
+
+def get(server, path: str, **headers) -> requests.Response:
+    return requests.get(server.url + path, headers={**PLAIN, **headers}, timeout=5)
+
+
+@pytest.mark.parametrize("kind", ["rss", "atom"])
+def test_topic_feed_is_served_with_its_media_type(live_server, kind):
+    response = get(live_server, f"/topics/security.{kind}")
+    content_type = response.headers["Content-Type"].lower().replace(" ", "")
+
+    assert response.status_code == 200
+    assert content_type.startswith(MEDIA[kind] + ";")
+    assert "charset=utf-8" in content_type
+    assert SEED_TITLE in {e.title for e in feedparser.parse(response.content).entries}
+
+
+def test_feed_has_validators_and_varies_on_encoding(live_server):
+    response = get(live_server, "/topics/security.atom")
+
+    assert response.headers.get("ETag")
+    assert response.headers.get("Last-Modified")
+    assert "accept-encoding" in response.headers.get("Vary", "").lower()
+
+
+def test_if_none_match_with_the_etag_gives_304_and_no_body(live_server):
+    etag = get(live_server, "/topics/security.rss").headers["ETag"]
+
+    response = get(live_server, "/topics/security.rss", **{"If-None-Match": etag})
+
+    assert response.status_code == 304
+    assert response.content == b""
+
+
+def test_if_modified_since_last_modified_gives_304(live_server):
+    modified = get(live_server, "/topics/security.rss").headers["Last-Modified"]
+
+    response = get(live_server, "/topics/security.rss", **{"If-Modified-Since": modified})
+
+    assert response.status_code == 304
+    assert response.content == b""
+
+
+def test_gzip_body_decompresses_to_the_plain_body(live_server):
+    plain = get(live_server, "/topics/security.atom").content
+    zipped = requests.get(live_server.url + "/topics/security.atom",
+                          headers={"Accept-Encoding": "gzip"}, stream=True, timeout=5)
+    raw = zipped.raw.read(decode_content=False)
+
+    assert zipped.headers.get("Content-Encoding") == "gzip"
+    assert "accept-encoding" in zipped.headers.get("Vary", "").lower()
+    assert gzip.decompress(raw) == plain
+
+
+def test_head_answers_like_get_without_a_body(live_server):
+    full = get(live_server, "/topics/security.rss")
+    head = requests.head(live_server.url + "/topics/security.rss", headers=PLAIN, timeout=5)
+
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["Content-Type"] == full.headers["Content-Type"]
+    assert head.headers["ETag"] == full.headers["ETag"]
+
+
+def test_opml_is_served(live_server):
+    response = get(live_server, "/topics.opml")
+
+    assert response.status_code == 200
+    assert b"/topics/security." in response.content
+
+
+def test_index_is_an_rtl_arabic_page_with_feed_autodiscovery(live_server):
+    response = get(live_server, "/")
+    page = lxml.html.document_fromstring(response.content)
+    rss_links = {link.get("href") for link in
+                 page.xpath('//head/link[@rel="alternate"][@type="application/rss+xml"]')}
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].lower().startswith("text/html")
+    assert (page.get("lang"), page.get("dir")) == ("ar", "rtl")
+    assert rss_links == {f"{live_server.url}/topics/{t.slug}.rss"
+                         for t in live_server.settings.topics}
+
+
+def test_unknown_topic_is_a_short_404_page(live_server):
+    response = get(live_server, "/topics/nope.rss")
+
+    assert response.status_code == 404
+    assert response.headers["Content-Type"].lower().startswith("text/html")
+    assert "Traceback" not in response.text
+    assert len(response.content) < 2000
+
+
+def test_reload_serves_newly_published_bytes(live_server, make_article):
+    before = get(live_server, "/topics/security.atom")
+    live_server.storage.save_articles([make_article("fresh", title="خبر أمني جديد")])
+    build_documents(live_server.settings, live_server.storage)
+    live_server.cache.reload()
+
+    after = get(live_server, "/topics/security.atom")
+
+    assert after.headers["ETag"] != before.headers["ETag"]
+    assert "خبر أمني جديد" in {e.title for e in feedparser.parse(after.content).entries}
