@@ -1,55 +1,181 @@
 """APScheduler wiring for `nashra run` (also `python scheduler.py`): jobs and the main loop.
 
-It holds no business logic: each job calls pipeline stages in order.
+It holds no business logic: each job calls pipeline stages, and the jobs share only the
+storage, one HTTP fetcher and a flag saying the feeds need rebuilding.
+
+    seeds    every [seeds] scan_interval: ingest the seeds folder
+    source:* one job per enabled feed source, rescheduled after each poll from the
+             source's own next-poll time (adaptive interval, backoff, Retry-After)
+    sources  every 30 s: jobs follow sources added, removed or disabled while running
+    publish  every 5 s: rebuild the feeds whose articles changed, then serve them
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import sys
+import threading
+from datetime import UTC, datetime, timedelta
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from feeds.config import Settings
 from feeds.pipeline import build_documents, ingest_seeds
+from feeds.polling import make_fetcher, poll_source, sync_config_sources
 from feeds.server import DocumentCache, create_app, make_server
 from storage import Storage
 
 log = logging.getLogger("nashra.scheduler")
 
-
-def refresh(settings: Settings, storage: Storage, cache: DocumentCache | None = None,
-            progress: bool = False) -> None:
-    """One cycle: ingest the seeds, rebuild the documents whose inputs changed, serve them."""
-    ingest_seeds(settings, storage, progress=progress)
-    if build_documents(settings, storage) and cache is not None:
-        cache.reload()
+SYNC_SECONDS = 30
+PUBLISH_SECONDS = 5
+START_SPREAD_SECONDS = 30  # first polls of overdue sources are spread over this long
+SOURCE_JOB = "source:"
 
 
-def create_scheduler(
-    settings: Settings, storage: Storage, cache: DocumentCache
-) -> BackgroundScheduler:
-    """The seeds job every `scan_interval` seconds; a slow pass never overlaps the next."""
-    scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(refresh, "interval", seconds=settings.scan_interval, id="seeds",
-                      name="scan seeds and publish", args=(settings, storage, cache),
-                      coalesce=True, max_instances=1, misfire_grace_time=None)
-    return scheduler
+class Runtime:
+    """The scheduler of one `nashra run` process and the state its jobs share."""
+
+    def __init__(self, settings: Settings, storage: Storage, cache: DocumentCache):
+        self.settings, self.storage, self.cache = settings, storage, cache
+        self.fetcher = make_fetcher(settings)
+        self.fetching: set[str] = set()
+        self._changed = threading.Event()
+        self._rng = random.Random()
+        # Feed polls get their own bounded pool, so a slow source never delays the seeds
+        # or publishing; coalescing and one instance per job keep a slow one from piling up.
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            executors={"default": ThreadPoolExecutor(2),
+                       "fetch": ThreadPoolExecutor(settings.fetch.concurrency)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    def start(self) -> None:
+        add = self.scheduler.add_job
+        now = datetime.now(UTC)
+        add(self.seeds_job, "interval", seconds=self.settings.scan_interval, id="seeds")
+        add(self.sync_job, "interval", seconds=SYNC_SECONDS, id="sources", next_run_time=now)
+        add(self.publish_job, "interval", seconds=PUBLISH_SECONDS, id="publish")
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)
+        self.fetcher.close()
+
+    def seeds_job(self) -> None:
+        if ingest_seeds(self.settings, self.storage).topics:
+            self._changed.set()
+
+    def publish_job(self) -> None:
+        if self._changed.is_set():
+            self._changed.clear()
+            if build_documents(self.settings, self.storage):
+                self.cache.reload()
+
+    def sync_job(self) -> None:
+        """Add a job for each enabled source that has none; drop jobs of the others."""
+        sync_config_sources(self.settings, self.storage)
+        wanted = {s.name: s for s in self.storage.sources(include_disabled=False)}
+        scheduled = {job.id.removeprefix(SOURCE_JOB) for job in self.scheduler.get_jobs()
+                     if job.id.startswith(SOURCE_JOB)}
+        now = datetime.now(UTC)
+        for name in wanted.keys() - scheduled:
+            source = wanted[name]
+            first = source.next_poll if source.next_poll and source.next_poll > now else (
+                now + timedelta(seconds=self._rng.uniform(0, START_SPREAD_SECONDS)))
+            self.scheduler.add_job(self.source_job, self._trigger(source.interval or 3600),
+                                   args=(name,), id=SOURCE_JOB + name, executor="fetch",
+                                   name=f"poll {name}", next_run_time=first)
+            log.debug("source %s: first poll at %s", name, first)
+        for name in scheduled - wanted.keys():
+            self.scheduler.remove_job(SOURCE_JOB + name)
+            log.info("source %s: no longer polled", name)
+
+    def source_job(self, name: str) -> None:
+        source = self.storage.source(name)
+        if source is None or not source.enabled:
+            return  # the next sync drops the job
+        self.fetching.add(name)
+        try:
+            if poll_source(self.settings, self.storage, self.fetcher, source, self._rng).topics:
+                self._changed.set()
+        finally:
+            self.fetching.discard(name)
+        polled = self.storage.source(name)
+        if polled and polled.enabled and polled.next_poll:
+            delay = max(1.0, (polled.next_poll - datetime.now(UTC)).total_seconds())
+            self.scheduler.reschedule_job(SOURCE_JOB + name, trigger=self._trigger(delay))
+
+    @staticmethod
+    def _trigger(seconds: float) -> IntervalTrigger:
+        # Jitter spreads sources that share an interval, so they do not fire together.
+        return IntervalTrigger(seconds=max(1, seconds), jitter=min(300, seconds / 10),
+                               timezone=UTC)
+
+    def status(self) -> dict:
+        """Every source's state, for /status and the live status line."""
+        sources = self.storage.sources()
+        now = datetime.now(UTC)
+        return {
+            "articles": self.storage.article_count(),
+            "fetching": sorted(self.fetching),
+            "due": sum(1 for s in sources if s.enabled and (s.next_poll or now) <= now),
+            "errors": sum(1 for s in sources if s.error_count),
+            "sources": [_source_status(s) for s in sources],
+        }
+
+
+def _source_status(source) -> dict:
+    fields = ("name", "url", "title", "enabled", "last_status", "last_error", "error_count",
+              "item_count", "interval", "bozo")
+    status = {name: getattr(source, name) for name in fields}
+    for name in ("last_fetch", "next_poll"):
+        moment = getattr(source, name)
+        status[name] = moment.isoformat() if moment else None
+    return status
+
+
+def status_line(status: dict) -> str:
+    return (f"sources {len(status['sources'])} · due {status['due']} · fetching "
+            f"{len(status['fetching'])} · errors {status['errors']} · articles "
+            f"{status['articles']}")
+
+
+def _live_status(runtime: Runtime, stop: threading.Event) -> None:
+    """Redraw one status line on the terminal every second until `stop` is set."""
+    with tqdm(total=0, bar_format="{desc}", file=sys.stderr, leave=False) as line:
+        while not stop.wait(1.0):
+            line.set_description_str(status_line(runtime.status()))
 
 
 def run(settings: Settings, storage: Storage) -> None:
-    """Ingest and publish once, then serve while the scheduler repeats it; Ctrl-C stops."""
-    refresh(settings, storage, progress=sys.stderr.isatty())
+    """Ingest and publish once, then serve while the jobs keep everything fresh; Ctrl-C stops."""
+    ingest_seeds(settings, storage, progress=sys.stderr.isatty())
+    build_documents(settings, storage)
     cache = DocumentCache(storage)
-    scheduler = create_scheduler(settings, storage, cache)
-    scheduler.start()
-    server = make_server(create_app(cache), settings.host, settings.port)
+    runtime = Runtime(settings, storage, cache)
+    runtime.start()
+    server = make_server(create_app(cache, status=runtime.status), settings.host, settings.port)
     log.info("serving %d topics on http://%s:%d/ (seeds every %ds; Ctrl-C to stop)",
              len(settings.topics), settings.host, settings.port, settings.scan_interval)
+    stop = threading.Event()
+    live = None
+    if sys.stderr.isatty():
+        live = threading.Thread(target=_live_status, args=(runtime, stop), daemon=True)
     try:
-        server.run()
+        with logging_redirect_tqdm():
+            if live:
+                live.start()
+            server.run()
     finally:
-        scheduler.shutdown(wait=False)
+        stop.set()
+        runtime.stop()
         log.info("stopped")
 
 

@@ -131,11 +131,11 @@ def author_name(author: str) -> str | None:
 
 
 def clean_url(url: str) -> str | None:
-    """An IRI as an ASCII URI (IDNA host, percent-encoded path and query): what feeds need."""
+    """An http(s) IRI as an ASCII URI (IDNA host, percent-encoded path), or None."""
     url = url.strip()
-    if not url:
-        return None
     parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None  # javascript:, data:, relative leftovers: nothing a reader should follow
     host = parts.hostname or ""
     if not host.isascii():
         netloc = parts.netloc.replace(host, host.encode("idna").decode("ascii"))

@@ -9,11 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
+import listparser
 
 from feeds import __version__
-from feeds.config import ConfigError, Settings, load_settings
+from feeds.config import ConfigError, Settings, load_settings, source_name
+from feeds.model import Source
 from feeds.pipeline import build_documents, ingest_seeds, write_documents
-from feeds.publish import feed_path
+from feeds.polling import check_source, make_fetcher, poll_all, sync_config_sources
+from feeds.publish import feed_path, sources_opml
 from storage import Storage, StorageError
 
 LOCAL_CONFIG = Path("nashra.toml")
@@ -70,6 +73,7 @@ def cli(config_path: str | None, verbose: int, quiet: bool) -> None:
       nashra build --out D  write every feed as static files into D
       nashra topics         topics with article counts and feed URLs
       nashra articles       the newest articles, one line each
+      nashra sources ...    feed sources: add, list, check, remove, import, export
     """
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr,
@@ -96,10 +100,14 @@ def run(settings: Settings, storage: Storage, host: str | None, port: int | None
 @cli.command()
 @with_settings
 def ingest(settings: Settings, storage: Storage) -> None:
-    """One pass over the seeds folder, then exit (publishes what changed)."""
-    report = ingest_seeds(settings, storage, progress=sys.stderr.isatty())
+    """One pass over the seeds and every enabled feed source, then publish and exit."""
+    reports = [ingest_seeds(settings, storage, progress=sys.stderr.isatty())]
+    sync_config_sources(settings, storage)
+    with make_fetcher(settings) as fetcher:
+        reports += poll_all(settings, storage, fetcher)
     build_documents(settings, storage)
-    click.echo(str(report))
+    for report in reports:
+        click.echo(str(report))
 
 
 @cli.command()
@@ -142,6 +150,126 @@ def articles(settings: Settings, storage: Storage, topic: str | None, limit: int
     for article in storage.articles(topic, limit):
         click.echo(f"{article.published:%Y-%m-%d %H:%M}  {article.id[:8]}  "
                    f"[{','.join(article.topics)}]  {article.title}")
+
+
+@cli.group()
+def sources() -> None:
+    """Feed sources (RSS/Atom): add, list, check, remove, import, export.
+
+    Sources in the config's [[sources]] are kept in step with it; the ones added here are
+    stored and kept until removed.
+    """
+
+
+@sources.command("add")
+@click.argument("url")
+@click.option("--name", help="A short unique name (default: host and path of the URL).")
+@click.option("--language", help="Force the language (default: declared, checked by detection).")
+@click.option("--topic", "topics", multiple=True, help="Put every article in this topic (repeat).")
+@click.option("--full-text", is_flag=True, help="Fetch each article page when the feed has "
+                                                "only summaries.")
+@with_settings
+def sources_add(settings: Settings, storage: Storage, url: str, name: str | None,
+                language: str | None, topics: tuple[str, ...], full_text: bool) -> None:
+    """Add (or re-enable) the feed at URL."""
+    if not url.startswith(("http://", "https://")):
+        raise click.ClickException(f"{url!r} is not an http:// or https:// URL")
+    unknown = [t for t in topics if settings.topic(t) is None]
+    if unknown:
+        raise click.ClickException(f"unknown topic(s) {', '.join(unknown)}; see `nashra topics`")
+    source = storage.add_source(Source(
+        name=name or source_name(url), url=url, language=language, topics=topics,
+        full_text=full_text, min_interval=settings.fetch.min_interval,
+        max_interval=settings.fetch.max_interval))
+    click.echo(f"added {source.name}: {source.url} (first poll on the next run or ingest)")
+
+
+@sources.command("list")
+@with_settings
+def sources_list(settings: Settings, storage: Storage) -> None:
+    """Each source's state: last fetch and status, items, errors, next poll."""
+    sync_config_sources(settings, storage)
+    rows = storage.sources()
+    if not rows:
+        click.echo("no sources yet; add one with `nashra sources add URL`")
+    for source in rows:
+        state = "enabled" if source.enabled else "DISABLED"
+        click.echo(f"{source.name}  [{state}, {source.origin}]  {source.url}")
+        click.echo(f"    last fetch {_when(source.last_fetch)}  status {source.last_status or '-'}"
+                   f"  items {source.item_count}  errors {source.error_count}"
+                   f"  next poll {_when(source.next_poll)}")
+        if source.last_error:
+            click.echo(f"    last error: {source.last_error}")
+        if source.bozo:
+            click.echo(f"    feed problem: {source.bozo}")
+
+
+@sources.command("remove")
+@click.argument("name_or_url")
+@with_settings
+def sources_remove(settings: Settings, storage: Storage, name_or_url: str) -> None:
+    """Stop polling a source (by name or URL); its articles stay stored."""
+    match = next((s for s in storage.sources() if name_or_url in (s.name, s.url)), None)
+    if match is None or not storage.remove_source(match.name):
+        raise click.ClickException(f"no source {name_or_url!r}; see `nashra sources list`")
+    if match.origin == "config":
+        click.echo(f"note: {match.name} is in the config and comes back unless removed there",
+                   err=True)
+    click.echo(f"removed {match.name}")
+
+
+@sources.command("check")
+@click.argument("url")
+@with_settings
+def sources_check(settings: Settings, storage: Storage, url: str) -> None:
+    """Fetch and parse URL once, store nothing: what would be ingested, and every problem."""
+    with make_fetcher(settings) as fetcher:
+        check = check_source(settings, fetcher, url)
+    result, feed = check.fetch, check.feed
+    click.echo(f"HTTP {result.status or '-'} from {result.final_url}"
+               + (f" (moved permanently to {result.moved_to})" if result.moved_to else ""))
+    if result.error:
+        raise click.ClickException(result.error)
+    click.echo(f"feed: {feed.title or '(no title)'}  format {feed.version or 'none'}  "
+               f"declared language {feed.language or '-'}  entries {len(check.articles)}")
+    for problem in ([feed.bozo] if feed.bozo else []) + feed.problems:
+        click.echo(f"problem: {problem}")
+    for article in check.articles:
+        estimated = " (no date: first seen)" if article.date_estimated else ""
+        click.echo(f"  {article.published:%Y-%m-%d %H:%M}{estimated}  {article.language}  "
+                   f"[{','.join(article.topics)}]  {article.title}")
+
+
+@sources.command("import")
+@click.argument("opml", type=click.File("rb"))
+@with_settings
+def sources_import(settings: Settings, storage: Storage, opml) -> None:
+    """Add every feed listed in an OPML file."""
+    parsed = listparser.parse(opml.read())
+    if parsed.bozo and not parsed.feeds:
+        raise click.ClickException(f"{opml.name}: not an OPML subscription list "
+                                   f"({parsed.bozo_exception})")
+    known = {s.url for s in storage.sources()}
+    added = 0
+    for feed in parsed.feeds:
+        if feed.url in known:
+            continue
+        storage.add_source(Source(name=feed.title or source_name(feed.url), url=feed.url,
+                                  min_interval=settings.fetch.min_interval,
+                                  max_interval=settings.fetch.max_interval))
+        added += 1
+    click.echo(f"imported {added} new source(s) of {len(parsed.feeds)} in {opml.name}")
+
+
+@sources.command("export")
+@with_settings
+def sources_export(settings: Settings, storage: Storage) -> None:
+    """Print every source as an OPML 2.0 subscription list."""
+    click.echo(sources_opml(settings, storage.sources()), nl=False)
+
+
+def _when(moment) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "never"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,8 +34,11 @@ class IngestReport:
     unchanged: int = 0
     skipped: int = 0
     topics: set[str] = field(default_factory=set)
+    note: str = ""  # e.g. "not modified", "failed: ..."
 
     def __str__(self) -> str:
+        if self.note:
+            return f"{self.source}: {self.note}"
         return (f"{self.source}: {self.new} new, {self.updated} updated, "
                 f"{self.unchanged} unchanged, {self.skipped} skipped")
 
@@ -46,6 +49,32 @@ def _batches(items: Iterable[Article], size: int) -> Iterator[list[Article]]:
         yield batch
 
 
+class Preparer:
+    """clean -> tag for one source's articles: the stages every source shares."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.tagger = Tagger(settings.topics)
+        self.known_topics = {t.slug for t in settings.topics}
+
+    def __call__(self, article: Article) -> Article:
+        for unknown in set(article.topics) - self.known_topics:
+            log.warning("%s %s: topic %r is not in the config; add it under [[topics]]",
+                        article.source, article.key, unknown)
+        return self.tagger.tag(clean_article(article, self.settings.language))
+
+
+def store(settings: Settings, storage: Storage, articles: Iterable[Article],
+          report: IngestReport, kind: str) -> None:
+    """Save prepared articles in batches; each batch is one transaction."""
+    for batch in _batches(articles, settings.batch_size):
+        result = storage.save_articles(batch, kind=kind)
+        report.new += result.new
+        report.updated += result.updated
+        report.unchanged += result.unchanged
+        report.topics |= result.topics
+
+
 def ingest_seeds(settings: Settings, storage: Storage, progress: bool = False) -> IngestReport:
     """One pass over the seeds folder; each batch of articles is committed atomically."""
     report = IngestReport(SEED_SOURCE)
@@ -54,8 +83,7 @@ def ingest_seeds(settings: Settings, storage: Storage, progress: bool = False) -
     for problem in scan.problems:
         log.warning("%s (skipped)", problem)
     report.skipped, report.unchanged = len(scan.problems), scan.unchanged
-    tagger = Tagger(settings.topics)
-    known_topics = {t.slug for t in settings.topics}
+    prepare = Preparer(settings)
 
     def prepared() -> Iterator[Article]:
         bar = tqdm(scan.articles(), total=len(scan.changed), desc="seeds", unit="seed",
@@ -64,19 +92,10 @@ def ingest_seeds(settings: Settings, storage: Storage, progress: bool = False) -
             if isinstance(item, SeedProblem):
                 log.warning("%s (skipped)", item)
                 report.skipped += 1
-                continue
-            article = tagger.tag(clean_article(item, settings.language))
-            for unknown in set(item.topics) - known_topics:
-                log.warning("seed %s: topic %r is not in the config; add it under [[topics]]",
-                            item.key, unknown)
-            yield article
+            else:
+                yield prepare(item)
 
-    for batch in _batches(prepared(), settings.batch_size):
-        result = storage.save_articles(batch, kind="seeds")
-        report.new += result.new
-        report.updated += result.updated
-        report.unchanged += result.unchanged
-        report.topics |= result.topics
+    store(settings, storage, prepared(), report, kind="seeds")
     log.info("%s", report)
     return report
 

@@ -21,7 +21,7 @@ from lxml import etree
 
 from feeds import __version__
 from feeds.config import Settings
-from feeds.model import Article, Document, Topic
+from feeds.model import Article, Document, Source, Topic
 from feeds.text import direction, label_for
 
 MEDIA_TYPES = {
@@ -198,6 +198,21 @@ def build_opml(settings: Settings, updated: datetime) -> Document:
     data = ET.tostring(opml, encoding="utf-8", xml_declaration=True) + b"\n"
     return Document(OPML_PATH, MEDIA_TYPES["opml"], data, etag(data), updated,
                     fingerprint(BUILD_VERSION, data.decode("utf-8")))
+
+
+def sources_opml(settings: Settings, sources: Sequence[Source]) -> str:
+    """The feed sources as an OPML 2.0 subscription list (`nashra sources export`)."""
+    opml = ET.Element("opml", version="2.0")
+    head = ET.SubElement(opml, "head")
+    ET.SubElement(head, "title").text = f"{settings.site_title}: sources"
+    body = ET.SubElement(opml, "body")
+    for source in sources:
+        outline = ET.SubElement(body, "outline", type="rss", text=source.title or source.name,
+                                title=source.title or source.name, xmlUrl=source.url)
+        if source.language:
+            outline.set("language", source.language)
+    ET.indent(opml)
+    return ET.tostring(opml, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def build_index(settings: Settings, counts: dict[str, int], updated: datetime) -> Document:

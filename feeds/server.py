@@ -9,13 +9,15 @@ from __future__ import annotations
 import gzip
 import html
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from feeds.model import Document
@@ -120,9 +122,49 @@ def _not_found(path: str) -> Response:
     return Response(page, status_code=404, media_type="text/html; charset=utf-8")
 
 
-def create_app(cache: DocumentCache) -> Starlette:
-    app = Starlette(routes=[Route("/{path:path}", serve_document, methods=["GET", "HEAD"])])
+async def status_json(request: Request) -> Response:
+    return JSONResponse(await run_in_threadpool(request.app.state.status))
+
+
+async def status_page(request: Request) -> Response:
+    status = await run_in_threadpool(request.app.state.status)
+    esc = html.escape
+    rows = "\n".join(
+        f"<tr><td><bdi>{esc(s['name'])}</bdi></td><td>{'✓' if s['enabled'] else '✗'}</td>"
+        f"<td>{esc(s['last_fetch'] or '-')}</td><td>{s['last_status'] or '-'}</td>"
+        f"<td>{s['item_count']}</td><td>{s['error_count']}</td>"
+        f"<td>{esc(s['next_poll'] or '-')}</td>"
+        f"<td dir=\"auto\">{esc(s['last_error'] or s['bozo'] or '')}</td></tr>"
+        for s in status["sources"])
+    page = _STATUS_TEMPLATE.format(
+        articles=status["articles"], due=status["due"], errors=status["errors"],
+        fetching=esc(", ".join(status["fetching"]) or "-"), rows=rows)
+    return HTMLResponse(page)
+
+
+_STATUS_TEMPLATE = """<!DOCTYPE html>
+<html lang="ar" dir="rtl"><head><meta charset="utf-8"><title>الحالة</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem}}td,th{{padding:.2rem .6rem;
+border-bottom:1px solid #ddd;text-align:start}}</style></head><body>
+<h1>حالة المصادر</h1>
+<p>المقالات: {articles} · مستحقة: {due} · قيد الجلب: <bdi>{fetching}</bdi> · أخطاء: {errors}
+· <a href="/status.json">JSON</a></p>
+<table><tr><th>المصدر</th><th>مفعل</th><th>آخر جلب</th><th>الحالة</th><th>المواد</th>
+<th>الأخطاء</th><th>الجلب التالي</th><th>آخر مشكلة</th></tr>
+{rows}
+</table></body></html>
+"""
+
+
+def create_app(cache: DocumentCache, status: Callable[[], dict] | None = None) -> Starlette:
+    """The app: documents from `cache`, and /status (HTML and JSON) when `status` is given."""
+    routes = []
+    if status is not None:
+        routes += [Route("/status", status_page), Route("/status.json", status_json)]
+    routes.append(Route("/{path:path}", serve_document, methods=["GET", "HEAD"]))
+    app = Starlette(routes=routes)
     app.state.cache = cache
+    app.state.status = status
     return app
 
 

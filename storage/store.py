@@ -235,7 +235,7 @@ class Storage:
                              .values(**settings, removed=False))
             else:
                 conn.execute(sources.insert().values(
-                    _source_row(source), created=datetime.now(UTC), removed=False))
+                    {**_source_row(source), "created": datetime.now(UTC), "removed": False}))
         return self.source(source.name)
 
     def remove_source(self, name: str) -> bool:
@@ -253,7 +253,7 @@ class Storage:
             conn.execute(sources.update().where(sources.c.name == source.name).values(**state))
 
 
-_SOURCE_STATE = ("url", "enabled", "etag", "last_modified", "last_fetch", "last_status",
+_SOURCE_STATE = ("url", "title", "enabled", "etag", "last_modified", "last_fetch", "last_status",
                  "last_error", "error_count", "next_poll", "interval", "item_count", "bozo")
 _SOURCE_SETTINGS = ("url", "kind", "title", "language", "topics", "full_text", "min_interval",
                     "max_interval", "enabled", "origin")

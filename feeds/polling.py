@@ -1,0 +1,169 @@
+"""Feed sources through the pipeline: fetch -> parse -> clean -> tag -> store, state recorded.
+
+One poll of one source is `poll_source`; the scheduler runs it per source on a timetable
+and `nashra ingest` runs it once for every enabled source. Every outcome, good or bad, ends
+in the source's stored state (validators, errors, next poll), so a restart carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from feeds import __version__
+from feeds.clean import extract_article
+from feeds.config import Settings
+from feeds.fetch import Fetcher, FetchResult, adaptive_interval, next_poll_delay, user_agent
+from feeds.model import Article, Source
+from feeds.parse import ParsedFeed, parse_feed
+from feeds.pipeline import IngestReport, Preparer, store
+from storage import Storage
+
+log = logging.getLogger("nashra.sources")
+
+FULL_TEXT_MIN_CHARS = 600  # an entry with less text than this is a summary worth completing
+
+
+def make_fetcher(settings: Settings) -> Fetcher:
+    fetch = settings.fetch
+    return Fetcher(user_agent(__version__, settings.base_url),
+                   timeout=(fetch.connect_timeout, fetch.read_timeout), max_bytes=fetch.max_bytes)
+
+
+def sync_config_sources(settings: Settings, storage: Storage) -> None:
+    """Make stored sources follow the config: add or update its [[sources]], and remove
+    config sources it no longer lists. Sources added with `nashra sources add` stay."""
+    listed = {s.name for s in settings.sources}
+    for source in settings.sources:
+        storage.add_source(source)
+    for stored in storage.sources():
+        if stored.origin == "config" and stored.name not in listed:
+            storage.remove_source(stored.name)
+            log.info("source %s: removed from the config; its articles stay stored", stored.name)
+
+
+@dataclass
+class SourceCheck:
+    """What one fetch and parse of a URL would ingest, without storing anything."""
+
+    fetch: FetchResult
+    feed: ParsedFeed | None
+    articles: list[Article]
+
+
+def check_source(settings: Settings, fetcher: Fetcher, url: str) -> SourceCheck:
+    result = fetcher.fetch(url)
+    if not result.ok:
+        return SourceCheck(result, None, [])
+    feed = parse_feed(result.body, result.final_url, url, content_type=result.content_type,
+                      now=_now())
+    prepare = Preparer(settings)
+    return SourceCheck(result, feed, [prepare(a) for a in feed.articles])
+
+
+def poll_source(settings: Settings, storage: Storage, fetcher: Fetcher, source: Source,
+                rng: random.Random | None = None) -> IngestReport:
+    """Poll `source` once and store what is new; never raises for the source's own faults."""
+    now, rng = _now(), rng or random.Random()
+    report = IngestReport(source.name)
+    result = fetcher.fetch(source.url, source.etag, source.last_modified)
+    state = {"last_fetch": now, "last_status": result.status, "etag": result.etag,
+             "last_modified": result.last_modified}
+    interval = source.interval or source.max_interval
+    if result.moved_to and result.moved_to != source.url:
+        log.info("source %s: moved permanently to %s; URL updated", source.name, result.moved_to)
+        state["url"] = result.moved_to
+    error = result.error
+    if result.ok:
+        feed = parse_feed(result.body, result.final_url, source.name,
+                          content_type=result.content_type, now=now)
+        if feed.bozo and feed.bozo != source.bozo:
+            log.warning("source %s: %s", source.name, feed.bozo)
+        if not feed.articles and not feed.version:
+            error = feed.bozo or "the response is not an RSS or Atom feed; check the URL"
+        else:
+            _store_feed(settings, storage, fetcher, source, feed, report)
+            dates = [a.published for a in feed.articles if not a.date_estimated]
+            interval = adaptive_interval(dates, source.min_interval, source.max_interval,
+                                         feed.update_hint, result.max_age)
+            state.update(item_count=len(feed.articles), bozo=feed.bozo, interval=interval,
+                         title=source.title or feed.title)
+    errors = source.error_count + 1 if error else 0
+    state.update(error_count=errors, last_error=error)
+    if result.not_modified:
+        report.note = "not modified (304)"
+    elif error:
+        report.note = f"failed: {error}"
+    if result.gone:
+        state["enabled"] = False
+        log.warning("source %s: 410 Gone, the feed was removed; polling disabled "
+                    "(`nashra sources add %s` enables it again)", source.name, source.url)
+    elif error:
+        log.warning("source %s: %s (failure %d in a row)", source.name, error, errors)
+    delay = next_poll_delay(result, errors, interval, source.min_interval, source.max_interval,
+                            rng, max_backoff=settings.fetch.max_backoff)
+    storage.save_source_state(replace(source, **state,
+                                      next_poll=now + timedelta(seconds=delay)))
+    log.info("%s (next poll in %s)", report, _duration(delay))
+    return report
+
+
+def _store_feed(settings: Settings, storage: Storage, fetcher: Fetcher, source: Source,
+                feed: ParsedFeed, report: IngestReport) -> None:
+    known = storage.content_hashes(source.name)
+    prepare = Preparer(settings)
+
+    def prepared() -> Iterator[Article]:
+        for article in feed.articles:
+            if known.get(article.key) == article.content_hash:
+                report.unchanged += 1
+                continue
+            if source.language:
+                article = replace(article, language=source.language)
+            if source.topics:
+                article = article.with_topics(tuple(dict.fromkeys(article.topics + source.topics)))
+            if source.full_text and article.key not in known:
+                article = with_full_text(fetcher, article)
+            yield prepare(article)
+
+    store(settings, storage, prepared(), report, kind="feed")
+    report.skipped += len(feed.problems)
+    for problem in feed.problems:
+        log.debug("source %s: %s", source.name, problem)
+
+
+def with_full_text(fetcher: Fetcher, article: Article) -> Article:
+    """`article` with the main text of its page when the feed gave only a summary.
+
+    On any failure the feed's own text is kept: a summary beats nothing.
+    """
+    if not article.url or len(article.content_html) >= FULL_TEXT_MIN_CHARS:
+        return article
+    page = fetcher.fetch(article.url)
+    extracted = extract_article(page.body, article.url) if page.ok else None
+    if extracted is None or len(extracted.content_html) <= len(article.content_html):
+        log.debug("full text of %s: not found (%s); keeping the summary", article.url,
+                  page.error or "no article text in the page")
+        return article
+    summary = article.summary or article.content_html
+    return replace(article, content_html=extracted.content_html, summary=summary)
+
+
+def poll_all(settings: Settings, storage: Storage, fetcher: Fetcher) -> list[IngestReport]:
+    """Poll every enabled source once, `concurrency` at a time (for `nashra ingest`)."""
+    sources = storage.sources(include_disabled=False)
+    with ThreadPoolExecutor(max_workers=settings.fetch.concurrency) as pool:
+        return list(pool.map(lambda s: poll_source(settings, storage, fetcher, s), sources))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
