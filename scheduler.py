@@ -173,6 +173,8 @@ def run(settings: Settings, storage: Storage) -> None:
             if live:
                 live.start()
             server.run()
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the Ctrl-C it handled; stopping is the expected outcome
     finally:
         stop.set()
         runtime.stop()
