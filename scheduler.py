@@ -45,6 +45,7 @@ class Runtime:
         self.settings, self.storage, self.cache = settings, storage, cache
         self.fetcher = make_fetcher(settings)
         self.fetching: set[str] = set()
+        self.polls = 0  # polls completed since start, for /status and the benchmarks
         self._changed = threading.Event()
         self._rng = random.Random()
         # Feed polls get their own bounded pool, so a slow source never delays the seeds
@@ -107,6 +108,7 @@ class Runtime:
                 self._changed.set()
         finally:
             self.fetching.discard(name)
+            self.polls += 1
         polled = self.storage.source(name)
         if polled and polled.enabled and polled.next_poll:
             delay = max(1.0, (polled.next_poll - datetime.now(UTC)).total_seconds())
@@ -124,6 +126,7 @@ class Runtime:
         now = datetime.now(UTC)
         return {
             "articles": self.storage.article_count(),
+            "polls": self.polls,
             "fetching": sorted(self.fetching),
             "due": sum(1 for s in sources if s.enabled and (s.next_poll or now) <= now),
             "errors": sum(1 for s in sources if s.error_count),

@@ -1,0 +1,288 @@
+"""Publish benchmark: Nashra's build of every topic's RSS + Atom vs bare feedgen.
+
+    python bench/bench_publish.py                 # 10,000 articles, 20 topics, best of 5
+    python bench/bench_publish.py --articles 2000 --repeat 2      # a quick run
+    python bench/bench_publish.py --profile       # + cProfile of one Nashra build
+
+It stores generated Arabic articles in a real SQLite file (in a temporary folder), then
+times `feeds.pipeline.build_documents(settings, storage, force=True)`: for each topic the
+read of its newest `items_per_feed` articles and `build_topic` (RSS + Atom), plus the OPML,
+the index page and the save of all documents. The baseline, measured in the same run, is
+bare feedgen: one FeedGenerator per topic filled with the same entries, already in memory
+as plain dicts, with only feedgen's required fields, then rss_str() and atom_str(). The
+ratio nashra/feedgen is what Nashra adds on top of feedgen's own cost; the target is 1.3x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import html
+import os
+import pstats
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from corpus import AUTHORS, TextMaker, load_words
+from feedgen.feed import FeedGenerator
+
+from feeds.clean import SUMMARY_MAX_CHARS, plain_text, shorten
+from feeds.config import Settings, load_settings
+from feeds.model import Article, Topic
+from feeds.pipeline import build_documents
+from feeds.publish import build_topic
+from storage import Storage
+
+TARGET_RATIO = 1.3
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)  # fixed, so every run stores the same data
+SPREAD = timedelta(days=14)
+
+# slug, Arabic title, English title: 20 topics as a newsroom would configure them.
+TOPICS = (
+    ("security", "أمن", "Security"), ("terrorism", "إرهاب", "Terrorism"),
+    ("morocco", "المغرب", "Morocco"), ("international", "دولي ودبلوماسية", "International"),
+    ("economy", "اقتصاد", "Economy"), ("sports", "رياضة", "Sports"),
+    ("culture", "ثقافة", "Culture"), ("health", "صحة", "Health"),
+    ("education", "تعليم", "Education"), ("technology", "تكنولوجيا", "Technology"),
+    ("environment", "بيئة", "Environment"), ("energy", "طاقة", "Energy"),
+    ("agriculture", "فلاحة", "Agriculture"), ("tourism", "سياحة", "Tourism"),
+    ("transport", "نقل", "Transport"), ("justice", "عدالة", "Justice"),
+    ("parliament", "البرلمان", "Parliament"), ("migration", "هجرة", "Migration"),
+    ("africa", "إفريقيا", "Africa"), ("europe", "أوروبا", "Europe"),
+)
+
+
+def make_topics(count: int) -> tuple[Topic, ...]:
+    if not 1 <= count <= len(TOPICS):
+        raise SystemExit(f"--topics must be between 1 and {len(TOPICS)}")
+    return tuple(
+        Topic(slug=slug, language="ar", titles={"ar": ar, "en": en},
+              descriptions={"ar": f"أخبار {ar} من نشرة", "en": f"{en} news from Nashra"},
+              terms=(ar,))
+        for slug, ar, en in TOPICS[:count]
+    )
+
+
+def make_articles(count: int, slugs: list[str], words: list[str], body_words: int,
+                  seed: int) -> list[Article]:
+    """`count` articles as ingest would have stored them (clean HTML, summary, no micros)."""
+    rng = random.Random(seed)
+    maker = TextMaker(words, rng)
+    articles = []
+    for i in range(count):
+        paragraphs = maker.paragraphs(max(20, round(rng.gauss(body_words, body_words / 6))))
+        content = "\n".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
+        published = (NOW - rng.random() * SPREAD).replace(microsecond=0)
+        updated = published
+        if rng.random() < 0.1:  # a tenth were edited after publication
+            updated += timedelta(minutes=rng.randint(5, 600))
+        key = f"bench/{i:05d}_{rng.getrandbits(64):016x}.txt"
+        articles.append(Article(
+            source="seeds",
+            key=key,
+            title=maker.title(),
+            content_html=content,
+            summary=shorten(" ".join(plain_text(content).split()), SUMMARY_MAX_CHARS),
+            language="ar",
+            published=published,
+            updated=updated,
+            url=f"https://news.example.ma/{published:%Y/%m/%d}/{i}" if rng.random() < 0.8
+            else None,
+            author=rng.choice(AUTHORS) if rng.random() < 0.6 else None,
+            topics=tuple(rng.sample(slugs, rng.randint(1, min(3, len(slugs))))),
+            content_hash=hashlib.blake2b(content.encode(), digest_size=16).hexdigest(),
+        ))
+    return articles
+
+
+# -- the baseline: bare feedgen over plain dicts ---------------------------------------------
+
+def as_entries(settings: Settings, articles: list[Article]) -> list[dict[str, Any]]:
+    """The entries of one topic as plain dicts: what feedgen is handed in the baseline."""
+    titles = {t.slug: t.title for t in settings.topics}
+    return [
+        {"id": f"urn:uuid:{a.id}", "title": a.title, "content": a.content_html,
+         "summary": a.summary, "published": a.published, "updated": a.updated,
+         "categories": [(slug, titles[slug]) for slug in a.topics if slug in titles],
+         "author": a.author, "url": a.url}
+        for a in articles
+    ]
+
+
+def feedgen_topic(settings: Settings, topic: Topic, entries: list[dict[str, Any]],
+                  xhtml: bool = False) -> tuple[bytes, bytes]:
+    """RSS and Atom bytes of one topic, bare feedgen (with `xhtml`: Nashra's body shape)."""
+    base = settings.base_url
+    generator = FeedGenerator()
+    generator.id(f"{base}/topics/{topic.slug}")
+    generator.title(f"{topic.title} - {settings.site_title}")
+    generator.subtitle(topic.description)
+    generator.link(href=f"{base}/#{topic.slug}", rel="alternate")
+    generator.language(topic.language)
+    generator.updated(max((e["updated"] for e in entries), default=NOW))
+    for e in entries:
+        entry = generator.add_entry(order="append")
+        entry.id(e["id"])
+        entry.title(e["title"])
+        entry.published(e["published"])
+        entry.updated(e["updated"])
+        if xhtml:
+            entry.content(f'<div dir="rtl" lang="ar">{e["content"]}</div>', type="xhtml")
+            entry.summary(f'<div dir="rtl" lang="ar"><p>{html.escape(e["summary"], quote=False)}'
+                          "</p></div>", type="xhtml")
+        else:
+            entry.content(e["content"], type="html")
+            entry.summary(e["summary"])
+        for term, label in e["categories"]:
+            entry.category(term=term, scheme=f"{base}/topics/", label=label)
+        if e["author"]:
+            entry.author(name=e["author"])
+        if e["url"]:
+            entry.link(href=e["url"])
+    return generator.rss_str(pretty=True), generator.atom_str(pretty=True)
+
+
+# -- measuring --------------------------------------------------------------------------------
+
+def best_of_rounds(rounds: int, runs: dict[str, Callable[[], Any]]
+                   ) -> tuple[dict[str, float], dict[str, Any]]:
+    """The fastest time of each run, in seconds, and its last result.
+
+    The runs take turns, round after round, so a slow spell of the machine hits all of
+    them alike instead of skewing the ratio between them.
+    """
+    best = dict.fromkeys(runs, float("inf"))
+    results: dict[str, Any] = {}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            results[name] = run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best, results
+
+
+def pin_to_one_core() -> str:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        return f"pinned to CPU {sorted(os.sched_getaffinity(0))[0]}"
+    return "not pinned (no sched_setaffinity here)"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--articles", type=int, default=10_000, help="articles stored")
+    parser.add_argument("--topics", type=int, default=20, help="topics (1-20)")
+    parser.add_argument("--items", type=int, default=100, help="items_per_feed")
+    parser.add_argument("--words", type=int, default=300, help="mean words per article body")
+    parser.add_argument("--batch", type=int, default=500, help="articles per save_articles")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="rounds of runs; the best time of each counts")
+    parser.add_argument("--seed", type=int, default=2026, help="random seed of the corpus")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile one Nashra build (cProfile)")
+    parser.add_argument("--top", type=int, default=10, help="rows of the profile to print")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin to one CPU")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args(argv)
+
+    pinned = "not pinned" if args.no_pin else pin_to_one_core()
+    topics = make_topics(args.topics)
+    folder = Path(tempfile.mkdtemp(prefix="nashra-bench-publish-"))
+    settings = replace(load_settings(), topics=topics, items_per_feed=args.items,
+                       storage_url=f"sqlite:///{folder / 'bench.db'}")
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {pinned}; "
+          f"SQLite file in {folder}")
+
+    start = time.perf_counter()
+    articles = make_articles(args.articles, [t.slug for t in topics], load_words(), args.words,
+                             args.seed)
+    mean_words = sum(len(plain_text(a.content_html).split()) for a in articles) / len(articles)
+    print(f"generated {len(articles):,} articles ({mean_words:.0f} words on average, "
+          f"{sum(len(a.topics) for a in articles):,} topic links) "
+          f"in {time.perf_counter() - start:.2f}s")
+
+    storage = Storage(settings.storage_url)
+    try:
+        start = time.perf_counter()
+        for i in range(0, len(articles), args.batch):
+            storage.save_articles(articles[i:i + args.batch])
+        stored = time.perf_counter() - start
+        print(f"stored them with save_articles in batches of {args.batch}: {stored:.2f}s "
+              f"({len(articles) / stored:,.0f} articles/s)")
+        run(settings, storage, args)
+    finally:
+        storage.close()
+        if args.keep:
+            print(f"kept {folder}")
+        else:
+            for path in folder.iterdir():
+                path.unlink()
+            folder.rmdir()
+
+
+def run(settings: Settings, storage: Storage, args: argparse.Namespace) -> None:
+    topics, limit, repeat = settings.topics, settings.items_per_feed, args.repeat
+    build_documents(settings, storage, force=True)  # warm-up: imports, statement caches
+    per_topic = [storage.articles(t.slug, limit) for t in topics]
+    entries = [as_entries(settings, a) for a in per_topic]  # the baseline's input
+    empty_updated = storage.created()
+    documents = build_documents(settings, storage, force=True)
+
+    best, results = best_of_rounds(repeat, {
+        "nashra": lambda: build_documents(settings, storage, force=True),
+        # the parts of a Nashra build, each on its own
+        "read": lambda: [storage.articles(t.slug, limit) for t in topics],
+        "build": lambda: [build_topic(settings, t, a, empty_updated)
+                          for t, a in zip(topics, per_topic, strict=True)],
+        "save": lambda: storage.save_documents(documents),
+        # the baseline, from the same entries already in memory
+        "bare": lambda: [feedgen_topic(settings, t, e)
+                         for t, e in zip(topics, entries, strict=True)],
+        "shaped": lambda: [feedgen_topic(settings, t, e, xhtml=True)
+                           for t, e in zip(topics, entries, strict=True)],
+    })
+    nashra, read, build, save = best["nashra"], best["read"], best["build"], best["save"]
+    bare, shaped = best["bare"], best["shaped"]
+    feeds = [d for d in results["nashra"] if d.path.startswith("topics/")]
+    outputs, shaped_outputs = results["bare"], results["shaped"]
+
+    items = sum(len(a) for a in per_topic)
+    nashra_bytes = sum(len(d.body) for d in feeds)
+    bare_bytes = sum(len(r) + len(a) for r, a in outputs)
+    shaped_bytes = sum(len(r) + len(a) for r, a in shaped_outputs)
+    ratio = nashra / bare
+    print(f"\n{len(topics)} topics x {limit} newest = {items:,} entries, written as RSS + Atom "
+          f"(pretty); best of {repeat}")
+    print(f"  nashra  build_documents(force=True)     {nashra:8.3f}s   "
+          f"{len(feeds)} feeds, {nashra_bytes / 1e6:.1f} MB (+ OPML, index)")
+    print(f"    of which storage.articles() x {len(topics):<3}     {read:8.3f}s")
+    print(f"    of which build_topic() x {len(topics):<3}          {build:8.3f}s")
+    print(f"    of which save_documents()            {save:8.3f}s")
+    print(f"  feedgen bare (html bodies)  BASELINE    {bare:8.3f}s   "
+          f"{2 * len(outputs)} feeds, {bare_bytes / 1e6:.1f} MB")
+    print(f"  feedgen bare (xhtml bodies, for info)   {shaped:8.3f}s   "
+          f"{2 * len(shaped_outputs)} feeds, {shaped_bytes / 1e6:.1f} MB")
+    print(f"\n  ratio nashra / feedgen   {ratio:.2f}x   target <= {TARGET_RATIO}x   "
+          f"{'MET' if ratio <= TARGET_RATIO else 'NOT MET'}")
+    print(f"  ratio nashra / feedgen with xhtml bodies   {nashra / shaped:.2f}x (for info)")
+
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(build_documents, settings, storage, force=True)
+        print(f"\ncProfile of one build_documents(force=True), top {args.top} by cumulative time:")
+        stats = pstats.Stats(profiler, stream=sys.stdout)
+        stats.sort_stats("cumulative").print_stats(args.top)
+        print(f"... and top {args.top} by own time:")
+        stats.sort_stats("tottime").print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""Feed-source ingest throughput and scheduling at scale, against a local HTTP server.
+
+1. Ingest of N local feeds (default 200): fetch from a server on 127.0.0.1 + parse + clean +
+   tag + store, as `nashra ingest` does it, printed beside bare `feedparser.parse` of the
+   same bytes measured in the same run. Target: at least 0.7x bare feedparser.
+2. M sources (default 1,000) scheduled by `nashra run`'s Runtime with 16 concurrent
+   fetches for a fixed window: polls completed per second and peak memory.
+
+The feeds are the real RTL and odd feeds of ../shared/corpus when present (each served at
+several URLs, so every source is distinct), else generated Arabic RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import resource
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import feedparser
+from corpus import TextMaker, load_words
+
+from feeds.config import load_settings
+from feeds.model import Source
+from feeds.polling import make_fetcher, poll_all
+from feeds.server import DocumentCache
+from scheduler import Runtime
+from storage import Storage
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+def corpus_feeds() -> list[bytes]:
+    files = sorted((CORPUS / "feeds-rtl").glob("*")) + sorted((CORPUS / "feeds-oddities").glob("*"))
+    return [f.read_bytes() for f in files if f.is_file()]
+
+
+def generated_feeds(count: int, items: int) -> list[bytes]:
+    import random
+
+    rng = random.Random(2026)
+    maker = TextMaker(load_words(), rng)
+    now = datetime.now(UTC)
+    feeds = []
+    for n in range(count):
+        entries = "".join(
+            f"<item><title>{maker.phrase(9)}</title><link>https://example.org/{n}/{i}</link>"
+            f"<guid>https://example.org/{n}/{i}</guid>"
+            f"<pubDate>{format_datetime(now - timedelta(hours=i))}</pubDate>"
+            f"<description>{maker.phrase(120)}</description></item>"
+            for i in range(items))
+        feeds.append((f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+                      f"<title>feed {n}</title><link>https://example.org/{n}</link>"
+                      f"<language>ar</language>{entries}</channel></rss>").encode())
+    return feeds
+
+
+class FeedServer:
+    """Serves /feed/N from memory with ETags, on 127.0.0.1, in a background thread."""
+
+    def __init__(self, bodies: list[bytes]):
+        self.bodies = bodies
+        tags = [f'"{hashlib.sha1(b).hexdigest()}"' for b in bodies]
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                index = int(self.path.rsplit("/", 1)[-1])
+                body, tag = bodies[index % len(bodies)], tags[index % len(bodies)]
+                if self.headers.get("If-None-Match") == tag:
+                    self.send_response(304)
+                    self.send_header("ETag", tag)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("ETag", tag)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def url(self, index: int) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_port}/feed/{index}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+def settings_for(folder: Path, concurrency: int, interval: int):
+    settings = load_settings()
+    return replace(settings, storage_url=f"sqlite:///{folder}/nashra.db",
+                   seeds_dir=folder / "no-seeds",
+                   fetch=replace(settings.fetch, concurrency=concurrency,
+                                 min_interval=interval, max_interval=interval))
+
+
+def add_sources(storage: Storage, server: FeedServer, count: int, interval: int) -> None:
+    for n in range(count):
+        storage.add_source(Source(name=f"feed-{n:04d}", url=server.url(n),
+                                  min_interval=interval, max_interval=interval))
+
+
+def bench_ingest(bodies: list[bytes], feeds: int, concurrency: int, folder: Path) -> None:
+    served = [bodies[n % len(bodies)] for n in range(feeds)]
+    total_bytes = sum(map(len, served))
+    start = time.perf_counter()
+    for body in served:
+        feedparser.parse(body)
+    bare = time.perf_counter() - start
+
+    server = FeedServer(bodies)
+    settings = settings_for(folder, concurrency, 3600)
+    storage = Storage(settings.storage_url)
+    add_sources(storage, server, feeds, 3600)
+    with make_fetcher(settings) as fetcher:
+        start = time.perf_counter()
+        reports = poll_all(settings, storage, fetcher)
+        nashra = time.perf_counter() - start
+    server.close()
+    stored = storage.article_count()
+    storage.close()
+    mb = total_bytes / 1e6
+    print(f"ingest of {feeds} local feeds ({mb:.1f} MB, {stored} articles stored, "
+          f"{sum(r.new for r in reports)} new):")
+    print(f"  bare feedparser.parse   {bare:7.2f} s   {mb / bare:6.2f} MB/s")
+    print(f"  nashra pipeline         {nashra:7.2f} s   {mb / nashra:6.2f} MB/s  "
+          f"({concurrency} concurrent fetches)")
+    print(f"  ratio nashra/feedparser throughput: {bare / nashra:.2f}x  (target >= 0.7x)")
+
+
+def bench_schedule(bodies: list[bytes], sources: int, concurrency: int, window: float,
+                   folder: Path) -> None:
+    server = FeedServer(bodies)
+    interval = 5
+    settings = settings_for(folder, concurrency, interval)
+    storage = Storage(settings.storage_url)
+    add_sources(storage, server, sources, interval)
+    now = datetime.now(UTC)
+    for source in storage.sources():  # all due now, as after a long downtime
+        storage.save_source_state(replace(source, next_poll=now))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    runtime = Runtime(settings, storage, DocumentCache(storage))
+    runtime.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(runtime.scheduler.get_jobs()) < sources + 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        first = runtime.polls
+        time.sleep(window)
+        polls = runtime.polls - first
+    finally:
+        runtime.stop()
+        server.close()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    errors = sum(1 for s in storage.sources() if s.error_count)
+    storage.close()
+    print(f"{sources} sources scheduled, {concurrency} concurrent fetches, {window:.0f} s window:")
+    print(f"  polls completed: {polls}  ->  {polls / window:.1f} polls/s  ({errors} sources "
+          "in error)")
+    print(f"  peak RSS: {peak / 1024:.0f} MB (before the scheduler: {rss_before / 1024:.0f} MB)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--feeds", type=int, default=200, help="feeds for the ingest benchmark")
+    parser.add_argument("--sources", type=int, default=1000, help="sources to schedule")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent fetches")
+    parser.add_argument("--window", type=float, default=30, help="seconds of scheduling measured")
+    parser.add_argument("--generated", action="store_true",
+                        help="use generated feeds even when the shared corpus is present")
+    args = parser.parse_args(argv)
+    bodies = [] if args.generated or not CORPUS.is_dir() else corpus_feeds()
+    origin = "shared corpus feeds-rtl + feeds-oddities"
+    if not bodies:
+        bodies, origin = generated_feeds(50, 20), "generated Arabic RSS (50 feeds x 20 items)"
+    print(f"feeds: {origin}, {len(bodies)} distinct bodies; python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as two:
+        bench_ingest(bodies, args.feeds, args.concurrency, Path(one))
+        bench_schedule(bodies, args.sources, args.concurrency, args.window, Path(two))
+
+
+if __name__ == "__main__":
+    main()
