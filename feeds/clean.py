@@ -15,7 +15,9 @@ from functools import lru_cache
 from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
 
+import lxml.html
 import nh3
+from lxml import etree
 from requests.utils import requote_uri
 
 from feeds.model import Article
@@ -155,21 +157,37 @@ def shorten(text: str, limit: int) -> str:
     return text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ،,.;:؛") + "…"
 
 
-def sanitize_html(html: str) -> str:
-    """`html` with everything outside the allowlist removed (nh3, i.e. Ammonia)."""
-    return nh3.clean(
-        html,
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=URL_SCHEMES,
-        link_rel="noopener noreferrer",
-    )
+def sanitize_html(fragment: str) -> str:
+    """`fragment` with everything outside the allowlist removed (nh3, i.e. Ammonia), as XHTML.
+
+    Serializing as XML once here, at ingest, lets every publish wrap the stored body as it
+    is: Atom type="xhtml" needs well-formed markup, and HTML's <br> is not.
+    """
+    cleaned = nh3.clean(fragment, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
+                        url_schemes=URL_SCHEMES, link_rel="noopener noreferrer")
+    return to_xhtml(cleaned)
 
 
+def to_xhtml(fragment: str) -> str:
+    """An HTML fragment re-serialized as well-formed XHTML (lxml), entities resolved."""
+    if not fragment.strip():
+        return ""
+    root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    lead = html.escape(root.text or "", quote=False)
+    return lead + "".join(etree.tostring(child, method="xml", encoding="unicode")
+                          for child in root)
+
+
+_COMBINING = re.compile(
+    "[" + "".join(re.escape(chr(c)) for c in range(0x300, 0x10000) if unicodedata.combining(chr(c)))
+    + "]"
+)
+
+
+@lru_cache(maxsize=8192)
 def chrome_key(line: str) -> str:
     """The form lines are compared in: folded, unaccented, punctuation as single spaces."""
-    decomposed = unicodedata.normalize("NFKD", fold(line))
-    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
+    letters = _COMBINING.sub("", unicodedata.normalize("NFKD", fold(line)))
     return " ".join(re.sub(r"[\W_]+", " ", letters).split())
 
 

@@ -62,8 +62,9 @@ class TermMatcher:
         text = " ".join(fold(text).split())
         for end, (key, arabic, labels) in self._automaton.iter(text):
             start = end - len(key) + 1
-            word_start = _word_start(text, start)
-            word_end = _word_end(text, end + 1)
+            # Looking one letter past the longest clitic is enough to reject a longer one.
+            word_start = _word_start(text, start, MAX_PREFIX + 1 if arabic else 1)
+            word_end = _word_end(text, end + 1, MAX_SUFFIX + 1 if arabic else 1)
             if arabic:
                 ok = (text[word_start:start] in ARABIC_PREFIXES
                       and text[end + 1:word_end] in ARABIC_SUFFIXES)
@@ -75,14 +76,21 @@ class TermMatcher:
         return found
 
 
-def _word_start(text: str, index: int) -> int:
-    while index > 0 and text[index - 1].isalnum():
+MAX_PREFIX = max(map(len, ARABIC_PREFIXES))
+MAX_SUFFIX = max(map(len, ARABIC_SUFFIXES))
+
+
+def _word_start(text: str, index: int, limit: int = 0) -> int:
+    """Where the word around `index` starts, looking back at most `limit` letters (0: any)."""
+    stop = max(0, index - limit - 1) if limit else 0
+    while index > stop and text[index - 1].isalnum():
         index -= 1
     return index
 
 
-def _word_end(text: str, index: int) -> int:
-    while index < len(text) and text[index].isalnum():
+def _word_end(text: str, index: int, limit: int = 0) -> int:
+    stop = min(len(text), index + limit + 1) if limit else len(text)
+    while index < stop and text[index].isalnum():
         index += 1
     return index
 

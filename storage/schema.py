@@ -132,8 +132,19 @@ def _v2_feed_sources(op: Operations) -> None:
         op.add_column("articles", column)
 
 
+def _v3_xhtml_bodies(op: Operations) -> None:
+    """Stored bodies become XHTML, which publishing now wraps without re-parsing."""
+    from feeds.clean import to_xhtml
+
+    conn = op.get_bind()
+    rows = conn.execute(sa.select(articles.c.id, articles.c.content_html)).all()
+    for article_id, content in rows:
+        conn.execute(articles.update().where(articles.c.id == article_id)
+                     .values(content_html=to_xhtml(content)))
+
+
 # UPGRADES[n - 2] takes a database from version n - 1 to version n.
-UPGRADES: list[Callable[[Operations], None]] = [_v2_feed_sources]
+UPGRADES: list[Callable[[Operations], None]] = [_v2_feed_sources, _v3_xhtml_bodies]
 SCHEMA_VERSION = len(UPGRADES) + 1
 
 

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from feeds.clean import (
     clean_article,
@@ -42,7 +43,7 @@ PARAGRAPH_2 = "وشارك الوفد في اجتماع إقليمي حول مك�
         ("<p>خبر<script>alert(1)</script> عاجل</p>", "<p>خبر عاجل</p>"),
         ("<style>p { color: red }</style><p>خبر</p>", "<p>خبر</p>"),
         ('<img src="https://example.org/a.png" onerror="steal()">',
-         '<img src="https://example.org/a.png">'),
+         '<img src="https://example.org/a.png"/>'),
         ('<p onclick="steal()">خبر</p>', "<p>خبر</p>"),
         ('<iframe src="https://example.org/ad"></iframe><p>خبر</p>', "<p>خبر</p>"),
         ('<form action="/login"><input name="q"></form><p>خبر</p>', "<p>خبر</p>"),
@@ -50,6 +51,13 @@ PARAGRAPH_2 = "وشارك الوفد في اجتماع إقليمي حول مك�
 )
 def test_sanitize_html_drops_dangerous_markup(dirty, clean):
     assert sanitize_html(dirty) == clean
+
+
+def test_sanitize_html_output_is_well_formed_xhtml():
+    cleaned = sanitize_html("نص<br>سطر &amp; <img src='https://example.org/a.png'><p>فقرة&nbsp;أخرى")
+
+    etree.fromstring(f"<div>{cleaned}</div>")  # raises if not well-formed XML
+    assert "<br/>" in cleaned and "&nbsp;" not in cleaned and cleaned.startswith("نص")
 
 
 @pytest.mark.parametrize(
@@ -71,7 +79,7 @@ def test_sanitize_html_drops_javascript_and_data_urls(dirty):
     [
         "<p>خبر</p>",
         "<h2>عنوان فرعي</h2>",
-        '<img src="https://example.org/a.png">',
+        '<img src="https://example.org/a.png"/>',
         '<p dir="rtl" lang="ar">نص عربي</p>',
     ],
 )
