@@ -145,6 +145,7 @@ def clean_url(url: str) -> str | None:
     return requote_uri(urlunsplit(parts))
 
 
+@lru_cache(maxsize=64)  # clean and tagging both ask for the text of the same body
 def plain_text(content_html: str) -> str:
     """The text of an HTML fragment, tags dropped and entities decoded."""
     return html.unescape(_TAG.sub(" ", content_html))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import ahocorasick
 
 from feeds.clean import plain_text
@@ -33,24 +35,31 @@ def term_key(term: str) -> str:
 
 
 class TermMatcher:
-    """Finds terms in text with one Aho-Corasick pass (pyahocorasick), then checks each hit.
+    """Finds terms in text with one Aho-Corasick pass (pyahocorasick) and no per-hit checks.
 
-    A hit counts when the letters before it in its word are a clitic prefix and the letters
-    after it an allowed suffix (none at all for non-Arabic terms), so "والأمن" and
-    "الأمنية" match "الأمن" while "فاسد" does not match "فاس". Each word counts once per
-    label, however many of a label's terms it contains.
+    Every allowed form of a term is in the automaton as a whole word between spaces:
+    " " + clitic prefix + term + suffix + " " for Arabic terms (so "والأمن" and "الأمنية"
+    match "الأمن" while "فاسد" does not match "فاس"), " " + term + " " for the others. The
+    text is folded and its punctuation turned into spaces first, so a hit is a match. Each
+    word counts once per label, however many of a label's terms it holds.
     """
 
     def __init__(self, terms: dict[str, list[str]]):
-        self._automaton = ahocorasick.Automaton()
         labels: dict[str, set[str]] = {}
         for term, term_labels in terms.items():
             key = term_key(term)
             if key:
                 labels.setdefault(key, set()).update(term_labels)
+        self._automaton = ahocorasick.Automaton()
+        forms: dict[str, set[str]] = {}
         for key, key_labels in labels.items():
-            self._automaton.add_word(key, (key, _is_arabic(key[-1]), tuple(sorted(key_labels))))
-        self._empty = not labels
+            affixes = ((p, s) for p in ARABIC_PREFIXES for s in ARABIC_SUFFIXES) if _is_arabic(
+                key[-1]) else [("", "")]
+            for prefix, suffix in affixes:
+                forms.setdefault(f" {prefix}{key}{suffix} ", set()).update(key_labels)
+        for form, form_labels in forms.items():
+            self._automaton.add_word(form, (len(form), tuple(sorted(form_labels))))
+        self._empty = not forms
         if not self._empty:
             self._automaton.make_automaton()
 
@@ -59,40 +68,14 @@ class TermMatcher:
         found: dict[str, set[int]] = {}
         if self._empty:
             return found
-        text = " ".join(fold(text).split())
-        for end, (key, arabic, labels) in self._automaton.iter(text):
-            start = end - len(key) + 1
-            # Looking one letter past the longest clitic is enough to reject a longer one.
-            word_start = _word_start(text, start, MAX_PREFIX + 1 if arabic else 1)
-            word_end = _word_end(text, end + 1, MAX_SUFFIX + 1 if arabic else 1)
-            if arabic:
-                ok = (text[word_start:start] in ARABIC_PREFIXES
-                      and text[end + 1:word_end] in ARABIC_SUFFIXES)
-            else:
-                ok = word_start == start and word_end == end + 1
-            if ok:
-                for label in labels:
-                    found.setdefault(label, set()).add(word_start)
+        text = " " + " ".join(_WORD.findall(fold(text))) + " "
+        for end, (length, labels) in self._automaton.iter(text):
+            for label in labels:
+                found.setdefault(label, set()).add(end - length)
         return found
 
 
-MAX_PREFIX = max(map(len, ARABIC_PREFIXES))
-MAX_SUFFIX = max(map(len, ARABIC_SUFFIXES))
-
-
-def _word_start(text: str, index: int, limit: int = 0) -> int:
-    """Where the word around `index` starts, looking back at most `limit` letters (0: any)."""
-    stop = max(0, index - limit - 1) if limit else 0
-    while index > stop and text[index - 1].isalnum():
-        index -= 1
-    return index
-
-
-def _word_end(text: str, index: int, limit: int = 0) -> int:
-    stop = min(len(text), index + limit + 1) if limit else len(text)
-    while index < stop and text[index].isalnum():
-        index += 1
-    return index
+_WORD = re.compile(r"[^\W_]+")
 
 
 class Tagger:
