@@ -9,8 +9,11 @@ times `feeds.pipeline.build_documents(settings, storage, force=True)`: for each 
 read of its newest `items_per_feed` articles and `build_topic` (RSS + Atom), plus the OPML,
 the index page and the save of all documents. The baseline, measured in the same run, is
 bare feedgen: one FeedGenerator per topic filled with the same entries, already in memory
-as plain dicts, with only feedgen's required fields, then rss_str() and atom_str(). The
+as plain dicts, with only feedgen's required fields and the same bodies (Atom xhtml
+content and summary, which feedgen itself parses), then rss_str() and atom_str(). The
 ratio nashra/feedgen is what Nashra adds on top of feedgen's own cost; the target is 1.3x.
+The same run also prints feedgen with escaped-HTML bodies, which is cheaper for feedgen
+but is not the output the issue asks for (Atom type="xhtml").
 """
 
 from __future__ import annotations
@@ -258,7 +261,7 @@ def run(settings: Settings, storage: Storage, args: argparse.Namespace) -> None:
     nashra_bytes = sum(len(d.body) for d in feeds)
     bare_bytes = sum(len(r) + len(a) for r, a in outputs)
     shaped_bytes = sum(len(r) + len(a) for r, a in shaped_outputs)
-    ratio = nashra / bare
+    ratio = nashra / shaped
     print(f"\n{len(topics)} topics x {limit} newest = {items:,} entries, written as RSS + Atom "
           f"(pretty); best of {repeat}")
     print(f"  nashra  build_documents(force=True)     {nashra:8.3f}s   "
@@ -266,13 +269,14 @@ def run(settings: Settings, storage: Storage, args: argparse.Namespace) -> None:
     print(f"    of which storage.articles() x {len(topics):<3}     {read:8.3f}s")
     print(f"    of which build_topic() x {len(topics):<3}          {build:8.3f}s")
     print(f"    of which save_documents()            {save:8.3f}s")
-    print(f"  feedgen bare (html bodies)  BASELINE    {bare:8.3f}s   "
-          f"{2 * len(outputs)} feeds, {bare_bytes / 1e6:.1f} MB")
-    print(f"  feedgen bare (xhtml bodies, for info)   {shaped:8.3f}s   "
+    print(f"  feedgen bare, same entries  BASELINE    {shaped:8.3f}s   "
           f"{2 * len(shaped_outputs)} feeds, {shaped_bytes / 1e6:.1f} MB")
+    print(f"  feedgen bare, html bodies (for info)    {bare:8.3f}s   "
+          f"{2 * len(outputs)} feeds, {bare_bytes / 1e6:.1f} MB")
     print(f"\n  ratio nashra / feedgen   {ratio:.2f}x   target <= {TARGET_RATIO}x   "
           f"{'MET' if ratio <= TARGET_RATIO else 'NOT MET'}")
-    print(f"  ratio nashra / feedgen with xhtml bodies   {nashra / shaped:.2f}x (for info)")
+    print(f"  ratio without storage (build_topic only)  {build / shaped:.2f}x; "
+          f"vs feedgen with html bodies {nashra / bare:.2f}x (for info)")
 
     if args.profile:
         profiler = cProfile.Profile()

@@ -114,7 +114,7 @@ def build_documents(settings: Settings, storage: Storage, force: bool = False) -
         newest = max([newest, *(a.updated for a in articles)])
         inputs = topic_fingerprint(settings, topic, articles)
         if any(previous.get(feed_path(topic.slug, kind)) != inputs for kind in ("rss", "atom")):
-            changed += build_topic(settings, topic, articles, empty_updated)
+            changed += build_topic(settings, topic, articles, empty_updated, inputs)
     for document in (build_opml(settings, newest),
                      build_index(settings, storage.topic_counts(), newest)):
         if previous.get(document.path) != document.built_from:

@@ -114,14 +114,18 @@ def topic_fingerprint(settings: Settings, topic: Topic, articles: Sequence[Artic
 
 
 def build_topic(
-    settings: Settings, topic: Topic, articles: Sequence[Article], empty_updated: datetime
+    settings: Settings, topic: Topic, articles: Sequence[Article], empty_updated: datetime,
+    built_from: str | None = None,
 ) -> list[Document]:
-    """The RSS and Atom documents of `topic`, newest first; same inputs, same bytes."""
+    """The RSS and Atom documents of `topic`, newest first; same inputs, same bytes.
+
+    `built_from` is `topic_fingerprint` of the same inputs, when the caller has it already.
+    """
     updated = max((a.updated for a in articles), default=empty_updated)
     generator = _feed_generator(settings, topic, updated)
     for article in articles:
         _add_entry(generator, settings, topic, article)
-    built_from = topic_fingerprint(settings, topic, articles)
+    built_from = built_from or topic_fingerprint(settings, topic, articles)
     documents = []
     for kind in ("rss", "atom"):
         _set_links(generator, settings, topic, kind)
