@@ -25,7 +25,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from feeds.config import Settings
-from feeds.pipeline import build_documents, ingest_seeds
+from feeds.pipeline import Preparer, build_documents, ingest_seeds
 from feeds.polling import make_fetcher, poll_source, sync_config_sources
 from feeds.server import DocumentCache, create_app, make_server
 from storage import Storage
@@ -44,6 +44,7 @@ class Runtime:
     def __init__(self, settings: Settings, storage: Storage, cache: DocumentCache):
         self.settings, self.storage, self.cache = settings, storage, cache
         self.fetcher = make_fetcher(settings)
+        self.prepare = Preparer(settings)
         self.fetching: set[str] = set()
         self.polls = 0  # polls completed since start, for /status and the benchmarks
         self._changed = threading.Event()
@@ -104,7 +105,9 @@ class Runtime:
             return  # the next sync drops the job
         self.fetching.add(name)
         try:
-            if poll_source(self.settings, self.storage, self.fetcher, source, self._rng).topics:
+            report = poll_source(self.settings, self.storage, self.fetcher, source, self._rng,
+                                 self.prepare)
+            if report.topics:
                 self._changed.set()
         finally:
             self.fetching.discard(name)

@@ -66,9 +66,13 @@ def check_source(settings: Settings, fetcher: Fetcher, url: str) -> SourceCheck:
 
 
 def poll_source(settings: Settings, storage: Storage, fetcher: Fetcher, source: Source,
-                rng: random.Random | None = None) -> IngestReport:
-    """Poll `source` once and store what is new; never raises for the source's own faults."""
-    now, rng = _now(), rng or random.Random()
+                rng: random.Random | None = None, prepare: Preparer | None = None
+                ) -> IngestReport:
+    """Poll `source` once and store what is new; never raises for the source's own faults.
+
+    Pass one `prepare` to every poll: building its tagger costs more than a poll.
+    """
+    now, rng, prepare = _now(), rng or random.Random(), prepare or Preparer(settings)
     report = IngestReport(source.name)
     result = fetcher.fetch(source.url, source.etag, source.last_modified)
     state = {"last_fetch": now, "last_status": result.status, "etag": result.etag,
@@ -86,7 +90,7 @@ def poll_source(settings: Settings, storage: Storage, fetcher: Fetcher, source: 
         if not feed.articles and not feed.version:
             error = feed.bozo or "the response is not an RSS or Atom feed; check the URL"
         else:
-            _store_feed(settings, storage, fetcher, source, feed, report)
+            _store_feed(settings, storage, fetcher, source, feed, report, prepare)
             dates = [a.published for a in feed.articles if not a.date_estimated]
             interval = adaptive_interval(dates, source.min_interval, source.max_interval,
                                          feed.update_hint, result.max_age)
@@ -113,9 +117,8 @@ def poll_source(settings: Settings, storage: Storage, fetcher: Fetcher, source: 
 
 
 def _store_feed(settings: Settings, storage: Storage, fetcher: Fetcher, source: Source,
-                feed: ParsedFeed, report: IngestReport) -> None:
+                feed: ParsedFeed, report: IngestReport, prepare: Preparer) -> None:
     known = storage.content_hashes(source.name)
-    prepare = Preparer(settings)
 
     def prepared() -> Iterator[Article]:
         for article in feed.articles:
@@ -156,8 +159,10 @@ def with_full_text(fetcher: Fetcher, article: Article) -> Article:
 def poll_all(settings: Settings, storage: Storage, fetcher: Fetcher) -> list[IngestReport]:
     """Poll every enabled source once, `concurrency` at a time (for `nashra ingest`)."""
     sources = storage.sources(include_disabled=False)
+    prepare = Preparer(settings)
     with ThreadPoolExecutor(max_workers=settings.fetch.concurrency) as pool:
-        return list(pool.map(lambda s: poll_source(settings, storage, fetcher, s), sources))
+        return list(pool.map(
+            lambda s: poll_source(settings, storage, fetcher, s, prepare=prepare), sources))
 
 
 def _now() -> datetime:
