@@ -135,7 +135,7 @@ def run(folder: Path, args: argparse.Namespace) -> None:
     settings = replace(load_settings(), seeds_dir=folder / "seeds",
                        storage_url=f"sqlite:///{folder / 'unused.db'}")
 
-    start = time.perf_counter()  # the first call builds lingua's detector
+    start = time.perf_counter()  # the first call loads the fastText model
     detect_language("في خطوة تعكس التزام المغرب الراسخ بتعزيز الأمن الإقليمي والدولي")
     startup = time.perf_counter() - start
 
@@ -178,7 +178,7 @@ def run(folder: Path, args: argparse.Namespace) -> None:
 
     rate = count / first
     print(f"\n{count:,} seeds, {words:.0f} words on average; best of {repeat}")
-    print(f"  lingua detector start-up (once a process, not in the figures) {startup:7.3f}s")
+    print(f"  language model load (once a process, not in the figures)  {startup:7.3f}s")
     print(f"  BASELINE read + decode the files        {decode:7.3f}s  "
           f"{count / decode:9,.0f} seeds/s  {1e3 * decode / count:6.3f} ms/seed")
     print(f"  BASELINE detect_language on the texts   {detect:7.3f}s  "
