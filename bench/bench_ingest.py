@@ -29,7 +29,14 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-from corpus import AUTHORS, TRAILING_CHROME, TextMaker, load_words
+from corpus import (
+    AUTHORS,
+    TRAILING_CHROME,
+    TextMaker,
+    add_common_arguments,
+    load_words,
+    pin_to_one_core,
+)
 
 from feeds.config import load_settings
 from feeds.pipeline import ingest_seeds
@@ -79,14 +86,6 @@ def write_seeds(folder: Path, count: int, min_words: int, max_words: int, seed: 
     return size
 
 
-def pin_to_one_core() -> str:
-    if hasattr(os, "sched_setaffinity"):
-        cpus = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {0} if 0 in cpus else {min(cpus)})
-        return f"pinned to CPU {min(os.sched_getaffinity(0))}"
-    return "not pinned (no sched_setaffinity here)"
-
-
 def read_all(folder: Path) -> list[str]:
     """The baseline: list the seeds and read + decode each one, nothing else."""
     return [path.read_bytes().decode("utf-8-sig") for path in sorted(folder.glob("*.txt"))]
@@ -104,12 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-words", type=int, default=600, help="most words a seed")
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds (a fresh database each); the best time of each step counts")
-    parser.add_argument("--seed", type=int, default=2026, help="random seed of the corpus")
-    parser.add_argument("--profile", action="store_true",
-                        help="also profile one first and one second pass (cProfile)")
-    parser.add_argument("--top", type=int, default=15, help="rows of each profile to print")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin to one CPU")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    add_common_arguments(parser, "also profile one first and one second pass (cProfile)", top=15)
     args = parser.parse_args(argv)
 
     pinned = "not pinned" if args.no_pin else pin_to_one_core()

@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from corpus import AUTHORS, TextMaker, load_words
+from corpus import AUTHORS, TextMaker, add_common_arguments, load_words, pin_to_one_core
 from feedgen.feed import FeedGenerator
 
 from feeds.clean import SUMMARY_MAX_CHARS, plain_text, shorten
@@ -172,13 +172,6 @@ def best_of_rounds(rounds: int, runs: dict[str, Callable[[], Any]]
     return best, results
 
 
-def pin_to_one_core() -> str:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-        return f"pinned to CPU {sorted(os.sched_getaffinity(0))[0]}"
-    return "not pinned (no sched_setaffinity here)"
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--articles", type=int, default=10_000, help="articles stored")
@@ -188,12 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=500, help="articles per save_articles")
     parser.add_argument("--repeat", type=int, default=5,
                         help="rounds of runs; the best time of each counts")
-    parser.add_argument("--seed", type=int, default=2026, help="random seed of the corpus")
-    parser.add_argument("--profile", action="store_true",
-                        help="also profile one Nashra build (cProfile)")
-    parser.add_argument("--top", type=int, default=10, help="rows of the profile to print")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin to one CPU")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    add_common_arguments(parser, "also profile one Nashra build (cProfile)", top=10)
     args = parser.parse_args(argv)
 
     pinned = "not pinned" if args.no_pin else pin_to_one_core()

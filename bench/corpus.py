@@ -1,12 +1,14 @@
 """Arabic-ish text for the benchmarks, built from the words of the shipped seeds.
 
-Shared by bench_publish.py and bench_ingest.py (both put this folder on sys.path by being
-run as `python bench/NAME.py`). Everything is drawn from a seeded `random.Random`, so a
-run with the same flags generates the same corpus.
+Shared by the benchmarks (each puts this folder on sys.path by being run as
+`python bench/NAME.py`), with the flags and CPU pinning they have in common. Everything
+is drawn from a seeded `random.Random`, so a run with the same flags makes the same corpus.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import random
 import string
 from pathlib import Path
@@ -83,3 +85,21 @@ class TextMaker:
             paragraphs.append(" ".join(sentences))
             count += sum(len(s.split()) for s in sentences)
         return paragraphs
+
+
+def pin_to_one_core() -> str:
+    """Run on one CPU, so the figures are per core and the other core's load stays away."""
+    if hasattr(os, "sched_setaffinity"):
+        cpus = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {0} if 0 in cpus else {min(cpus)})
+        return f"pinned to CPU {min(os.sched_getaffinity(0))}"
+    return "not pinned (no sched_setaffinity here)"
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, profile_help: str, top: int) -> None:
+    """The flags every single-core benchmark takes."""
+    parser.add_argument("--seed", type=int, default=2026, help="random seed of the corpus")
+    parser.add_argument("--profile", action="store_true", help=profile_help)
+    parser.add_argument("--top", type=int, default=top, help="rows of each profile to print")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin to one CPU")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
