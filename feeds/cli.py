@@ -230,9 +230,11 @@ def sources_check(settings: Settings, storage: Storage, url: str) -> None:
                + (f" (moved permanently to {result.moved_to})" if result.moved_to else ""))
     if result.error:
         raise click.ClickException(result.error)
+    if not feed.version and not feed.articles:
+        raise click.ClickException(f"{url}: {feed.bozo}")
     click.echo(f"feed: {feed.title or '(no title)'}  format {feed.version or 'none'}  "
                f"declared language {feed.language or '-'}  entries {len(check.articles)}")
-    for problem in ([feed.bozo] if feed.bozo else []) + feed.problems:
+    for problem in dict.fromkeys(([feed.bozo] if feed.bozo else []) + feed.problems):
         click.echo(f"problem: {problem}")
     for article in check.articles:
         estimated = " (no date: first seen)" if article.date_estimated else ""

@@ -177,3 +177,59 @@ def nashra(tmp_path: Path):
                               capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+# --- feed sources: pytest-httpserver on 127.0.0.1, small RSS feeds ----------------------
+
+
+@pytest.fixture(scope="session")
+def httpserver_listen_address() -> tuple[str, int]:
+    """pytest-httpserver on the address 127.0.0.1 (its default is the name localhost)."""
+    return ("127.0.0.1", 0)
+
+
+RSS_TYPE = "application/rss+xml; charset=utf-8"
+# Three Arabic items about sports: no topic term of `security` in them.
+SPORTS_ITEMS = (
+    ("المنتخب المغربي يفوز في مباراة ودية", "سجل اللاعبون ثلاثة أهداف في مباراة ودية أمس."),
+    ("الدوري الاحترافي يستأنف نهاية الأسبوع", "تستأنف منافسات الدوري بعد توقف دام أسبوعين."),
+    ("المدرب يعلن قائمة اللاعبين للبطولة", "أعلن المدرب قائمة من ستة وعشرين لاعبا للبطولة."),
+)
+SECURITY_TITLE = "الشرطة تفكك شبكة لتهريب المخدرات في طنجة"
+SECURITY_BODY = ("أعلنت المديرية العامة للأمن الوطني أن عناصر الشرطة فككت شبكة إجرامية "
+                 "تنشط في تهريب المخدرات، في عملية أمنية نوعية بتنسيق مع مراقبة التراب الوطني.")
+
+
+def rfc822(moment: datetime) -> str:
+    """An RSS pubDate (RFC 822, GMT)."""
+    return moment.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def rss_item(guid: str, title: str, description: str, link: str | None = None,
+             published: datetime | None = None, extra: str = "") -> str:
+    """One <item>; `title` and `description` are put in as they are (escape them yourself)."""
+    parts = [f"<title>{title}</title>", f'<guid isPermaLink="false">{guid}</guid>',
+             f"<description>{description}</description>"]
+    if link is not None:
+        parts.append(f"<link>{link}</link>")
+    if published is not None:
+        parts.append(f"<pubDate>{rfc822(published)}</pubDate>")
+    return f"<item>{''.join(parts)}{extra}</item>"
+
+
+def rss_feed(*items: str, title: str = "مصدر تجريبي", language: str | None = "ar",
+             channel: str = "") -> bytes:
+    lang = f"<language>{language}</language>" if language else ""
+    return (f'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
+            f"<title>{title}</title><link>https://news.example.org/</link>"
+            f"<description>أخبار</description>{lang}{channel}{''.join(items)}"
+            "</channel></rss>").encode()
+
+
+def sports_feed(prefix: str = "sports", hours_ago: float = 1.0) -> bytes:
+    """An RSS feed of the three SPORTS_ITEMS, dated an hour or more ago."""
+    now = datetime.now(UTC)
+    return rss_feed(*(
+        rss_item(f"urn:{prefix}:{n}", title, body, f"https://news.example.org/{prefix}/{n}",
+                 now - timedelta(hours=hours_ago + n))
+        for n, (title, body) in enumerate(SPORTS_ITEMS)))
