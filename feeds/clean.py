@@ -179,6 +179,23 @@ def to_xhtml(fragment: str) -> str:
                           for child in root)
 
 
+# An href or src whose value has no scheme (relative, root-relative or protocol-relative).
+_RELATIVE_REF = re.compile(r"""\b(?:href|src)\s*=\s*["']?(?![a-z][a-z0-9+.\-]*:|#)""", re.I)
+
+
+def absolute_links(fragment: str, base: str) -> str:
+    """`fragment` with relative href/src made absolute against `base` (lxml).
+
+    Most entries have no relative link, and a regex says so without parsing them.
+    """
+    if not base or not _RELATIVE_REF.search(fragment):
+        return fragment
+    root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    root.make_links_absolute(base, resolve_base_href=False, handle_failures="discard")
+    lead = html.escape(root.text or "", quote=False)
+    return lead + "".join(lxml.html.tostring(child, encoding="unicode") for child in root)
+
+
 _COMBINING = re.compile(
     "[" + "".join(re.escape(chr(c)) for c in range(0x300, 0x10000) if unicodedata.combining(chr(c)))
     + "]"
