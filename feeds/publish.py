@@ -20,7 +20,7 @@ from lxml import etree
 
 from feeds import __version__
 from feeds.config import Settings
-from feeds.model import Article, Document, Source, Topic
+from feeds.model import Article, Document, Enclosure, Source, Topic
 from feeds.text import direction, label_for
 
 MEDIA_TYPES = {
@@ -33,7 +33,7 @@ FORMAT_NAMES = {"rss": "RSS 2.0", "atom": "Atom 1.0"}
 INDEX_PATH, OPML_PATH = "index.html", "topics.opml"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-BUILD_VERSION = "2"  # bump when the output format changes, so every feed is rebuilt
+BUILD_VERSION = "3"  # bump when the output format changes, so every feed is rebuilt
 
 
 def feed_path(slug: str, kind: str) -> str:
@@ -54,7 +54,9 @@ class EntryExtras(BaseEntryExtension):
       dc:language), never on the channel;
     - Atom links with rel, type and hreflang (feedgen drops them: its issue #135), and the
       RSS item <link>, so no link goes through FeedEntry.link();
-    - the RSS author as dc:creator, since RSS <author> must be an e-mail address.
+    - the RSS author as dc:creator, since RSS <author> must be an e-mail address;
+    - enclosures: every one as an Atom rel="enclosure" link, the first as the RSS
+      <enclosure> (RSS allows one).
     """
 
     def __init__(self) -> None:
@@ -62,6 +64,7 @@ class EntryExtras(BaseEntryExtension):
         self.url: str | None = None
         self.link_language: str | None = None
         self.creator: str | None = None
+        self.enclosures: tuple[Enclosure, ...] = ()
 
     def extend_atom(self, entry):
         if self.language:
@@ -69,11 +72,20 @@ class EntryExtras(BaseEntryExtension):
         if self.url:
             etree.SubElement(entry, "link", rel="alternate", type="text/html",
                              hreflang=self.link_language, href=self.url)
+        for enclosure in self.enclosures:
+            link = etree.SubElement(entry, "link", rel="enclosure", href=enclosure.url,
+                                    type=enclosure.media_type)
+            if enclosure.length > 0:
+                link.set("length", str(enclosure.length))
         return entry
 
     def extend_rss(self, item):
         if self.url:
             etree.SubElement(item, "link").text = self.url
+        if self.enclosures:
+            first = self.enclosures[0]
+            etree.SubElement(item, "enclosure", url=first.url, length=str(first.length),
+                             type=first.media_type)
         if self.creator:
             etree.SubElement(item, f"{{{DC_NS}}}creator").text = self.creator
         if self.language:
@@ -180,6 +192,7 @@ def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, artic
     extras.language = language if language != topic.language else None
     extras.url, extras.link_language = article.url, language
     extras.creator = label_for(article.author, language) if article.author else None
+    extras.enclosures = article.enclosures
 
 
 def build_opml(settings: Settings, updated: datetime) -> Document:

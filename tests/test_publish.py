@@ -15,6 +15,7 @@ from conftest import SEED_TITLE, T0, hours
 from lxml import etree
 
 from feeds.clean import clean_article
+from feeds.model import Enclosure
 from feeds.pipeline import build_documents, ingest_seeds
 from storage import Storage
 
@@ -236,3 +237,19 @@ def test_opml_lists_every_topic_feed(docs, settings):
     for topic in settings.topics:
         assert urls & {f"{settings.base_url}/topics/{topic.slug}.{kind}"
                        for kind in ("rss", "atom")}, topic.slug
+
+
+def test_enclosures_are_published_in_both_formats(settings, storage, make_article):
+    audio = Enclosure("https://example.org/a.mp3", "audio/mpeg", 1234)
+    image = Enclosure("https://example.org/b.jpg", "image/jpeg", 0)
+    storage.save_articles([make_article("podcast", enclosures=(audio, image))])
+    build_documents(settings, storage)
+    docs = {d.path: d.body for d in storage.documents()}
+
+    rss_entry = feedparser.parse(docs["topics/security.rss"]).entries[0]
+    atom_entry = feedparser.parse(docs["topics/security.atom"]).entries[0]
+
+    assert [(e.href, e.type, e.length) for e in rss_entry.enclosures] == [
+        ("https://example.org/a.mp3", "audio/mpeg", "1234")]  # RSS allows one
+    assert [(e.href, e.type) for e in atom_entry.enclosures] == [
+        ("https://example.org/a.mp3", "audio/mpeg"), ("https://example.org/b.jpg", "image/jpeg")]
