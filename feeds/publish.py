@@ -229,9 +229,21 @@ def sources_opml(settings: Settings, sources: Sequence[Source]) -> str:
     return ET.tostring(opml, encoding="unicode", xml_declaration=True) + "\n"
 
 
+# The index page's own words, in the site's language (English when it has none here).
+INDEX_WORDS = {
+    "ar": {"articles": "عدد المقالات", "subscribe_all": "الاشتراك في كل المواضيع"},
+    "fa": {"articles": "تعداد مطالب", "subscribe_all": "اشتراک همه موضوع‌ها"},
+    "ur": {"articles": "مضامین", "subscribe_all": "تمام موضوعات کی رکنیت"},
+    "he": {"articles": "כתבות", "subscribe_all": "הרשמה לכל הנושאים"},
+    "fr": {"articles": "Articles", "subscribe_all": "S'abonner à tous les sujets"},
+    "en": {"articles": "Articles", "subscribe_all": "Subscribe to every topic"},
+}
+
+
 def build_index(settings: Settings, counts: dict[str, int], updated: datetime) -> Document:
     """The home page: every topic with its feeds, laid out in the site's language and direction."""
     language, esc = settings.language, html.escape
+    words = INDEX_WORDS.get(language.split("-")[0], INDEX_WORDS["en"])
     alternates, items = [], []
     for topic in settings.topics:
         for kind in ("rss", "atom"):
@@ -243,13 +255,13 @@ def build_index(settings: Settings, counts: dict[str, int], updated: datetime) -
             f'<li id="{esc(topic.slug)}" lang="{esc(topic.language)}" '
             f'dir="{direction(topic.language)}"><h2>{esc(topic.title)}</h2>'
             f"<p>{esc(topic.description)}</p>"
-            f'<p><span class="count">{counts.get(topic.slug, 0)}</span> '
-            f'· <a href="/{feed_path(topic.slug, "rss")}">RSS</a> '
+            f'<p>{esc(words["articles"])}: <span class="count">{counts.get(topic.slug, 0)}'
+            f'</span> · <a href="/{feed_path(topic.slug, "rss")}">RSS</a> '
             f'· <a href="/{feed_path(topic.slug, "atom")}">Atom</a></p></li>')
     page = _INDEX_TEMPLATE.format(
         lang=esc(language), dir=direction(language), title=esc(settings.site_title),
         description=esc(settings.site_description), alternates="\n".join(alternates),
-        items="\n".join(items), opml=OPML_PATH)
+        items="\n".join(items), opml=OPML_PATH, subscribe_all=esc(words["subscribe_all"]))
     data = page.encode("utf-8")
     return Document(INDEX_PATH, MEDIA_TYPES["html"], data, etag(data), updated,
                     fingerprint(BUILD_VERSION, page))
@@ -276,7 +288,7 @@ h2 {{ margin: 0; font-size: 1.2rem; }}
 <ul>
 {items}
 </ul>
-<p><a href="/{opml}">OPML</a></p>
+<p><a href="/{opml}">{subscribe_all} (OPML)</a></p>
 </body>
 </html>
 """
