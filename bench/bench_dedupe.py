@@ -1,0 +1,222 @@
+"""Deduplication: precision and recall per layer on the labelled set, throughput, memory.
+
+Quality: bench/dedupe_eval.py's pairs. Every real article of the ANT set is in the index
+(the background a copy must be told apart from); for each pair, the copy `b` is decided
+against it, `a` excluded only when `a` is `b`'s own id. A positive is found when the
+verdict names `a`; a negative is wrong when it names `a`.
+Speed: 300-word generated Arabic articles through `decide` + `index.add`, against bare
+normalization + hashing, one core. Memory: tracemalloc over the index of N articles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+import tracemalloc
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from feeds import dedupe
+from feeds.dedupe import (
+    NearDuplicateIndex,
+    Thresholds,
+    canonical_url,
+    decide,
+    normalize_text,
+    prepare,
+    signature,
+    text_fingerprint,
+)
+
+T0 = datetime(2018, 2, 27, tzinfo=UTC)
+
+
+def prf(tp: int, fp: int, fn: int) -> str:
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return f"P {p:.3f}  R {r:.3f}  F1 {f:.3f}  (tp {tp}, fp {fp}, fn {fn})"
+
+
+def quality(thresholds: Thresholds, verbose: bool = False) -> None:
+    import dedupe_eval
+
+    reason = dedupe_eval.corpus_missing()
+    if reason:
+        print(f"quality: skipped, {reason}")
+        return
+    docs, pairs, notes = dedupe_eval.build()
+    index = NearDuplicateIndex(window=timedelta(days=30), thresholds=thresholds)
+    sigs = {}
+    for i, doc in enumerate(docs):
+        sigs[doc.id] = signature(doc.text)
+        index.add(doc.id, T0 + timedelta(seconds=i), sigs[doc.id])
+    urls = {canonical_url(d.url): d.id for d in docs if d.url}
+    prints = {text_fingerprint(d.text): d.id for d in docs}
+    by_id = {d.id: d for d in docs}
+
+    def is_copy(x: str, y: str) -> bool:
+        """The corpus holds copies (agency text, re-crawls): naming one of them is right."""
+        return x in by_id and y in by_id and x != y and \
+            dedupe_eval.exact_containment(by_id[x].text, by_id[y].text) >= 0.8
+
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # tp, fp, fn
+    kinds: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # right, total
+    for pair in pairs:
+        a, b = pair.a, pair.b
+        if pair.layer == "url":
+            hit = canonical_url(a.url) == canonical_url(b.url)
+        elif pair.layer == "text":
+            hit = text_fingerprint(a.text) == text_fingerprint(b.text)
+        elif a.id not in index:  # generated French/English: a small index of its own
+            local = NearDuplicateIndex(thresholds=thresholds)
+            local.add(a.id, T0, signature(a.text))
+            hit = local.best_match(signature(b.text), exclude=b.id).duplicate_of == a.id
+        verdict = decide(prepare(b.url, b.text), index, urls, prints, article_id=b.id)
+        named = verdict.duplicate_of
+        if pair.layer == "near" and a.id in index:
+            named = index.best_match(signature(b.text), exclude=b.id).duplicate_of
+            hit = named == a.id or (named is not None and is_copy(named, a.id))
+        overall = (verdict.duplicate_of == a.id or (a.id not in index and hit)
+                   or (verdict.duplicate_of is not None and is_copy(verdict.duplicate_of, a.id)))
+        for name, got in ((pair.layer, hit), ("overall", overall)):
+            c = counts[name]
+            if got and pair.duplicate:
+                c[0] += 1
+            elif got:
+                c[1] += 1
+            elif pair.duplicate:
+                c[2] += 1
+        k = kinds[f"{'+' if pair.duplicate else '-'} {pair.kind}"]
+        k[0] += hit == pair.duplicate
+        k[1] += 1
+        if verbose and hit != pair.duplicate:
+            print("  wrong:", pair.kind, a.id, b.id, dedupe.explain(a.text, b.text))
+    print(f"evaluation set: {len(pairs)} pairs over {len(docs)} real articles; "
+          f"{notes['unlabelled_possible_copies']} possible agency copies left unlabelled")
+    for name in ("url", "text", "near", "overall"):
+        print(f"  {name:8} {prf(*counts[name])}")
+    print("  by kind (right/total):", ", ".join(f"{k} {r}/{t}" for k, (r, t) in
+                                                 sorted(kinds.items())))
+
+
+def articles(count: int, words: int, seed: int) -> list[str]:
+    """300-word Arabic texts from the shipped seed's vocabulary (bench/corpus.py's words)."""
+    rng = random.Random(seed)
+    seed_dir = Path(__file__).resolve().parents[1] / "seeds"
+    vocab = [w for p in seed_dir.glob("*.txt") for w in p.read_text("utf-8").split()]
+    vocab = [w for w in vocab if any("\u0600" <= c <= "\u06ff" for c in w)] or ["كلمة"]
+    return [" ".join(rng.choices(vocab, k=words)) for _ in range(count)]
+
+
+def throughput(count: int, words: int, seed: int, repeat: int) -> None:
+    texts = articles(count, words, seed)
+    best_bare = best_full = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for text in texts:
+            normal = normalize_text(text)
+            dedupe.signature_of_hashes(dedupe.shingle_hashes(normal))
+        best_bare = min(best_bare, time.perf_counter() - start)
+        index = NearDuplicateIndex()
+        urls: dict[str, str] = {}
+        prints: dict[str, str] = {}
+        start = time.perf_counter()
+        for i, text in enumerate(texts):
+            published = T0 + timedelta(seconds=60 * i)
+            url = f"https://www.example.com/news/{i}?utm_source=rss"
+            article = prepare(url, text)
+            verdict = decide(article, index, urls, prints)
+            if verdict.duplicate_of is None:
+                index.add(str(i), published, article.signature)
+                urls[article.url] = str(i)
+                prints[article.fingerprint] = str(i)
+        best_full = min(best_full, time.perf_counter() - start)
+    print(f"throughput, {count} articles of {words} words, one core, best of {repeat}:")
+    print(f"  BASELINE normalize + shingle hashes + MinHash: {count / best_bare:,.0f} articles/s")
+    print(f"  decide (url, text, near) + add:                {count / best_full:,.0f} articles/s")
+    try:
+        from datasketch import MinHash, MinHashLSH
+    except ImportError:
+        return
+    sample = texts[: min(count, 3000)]
+    start = time.perf_counter()
+    lsh = MinHashLSH(threshold=0.8, num_perm=128)
+    for i, text in enumerate(sample):
+        words_ = normalize_text(text).split()
+        m = MinHash(num_perm=128)
+        m.update_batch([" ".join(words_[j:j + 3]).encode() for j in range(len(words_) - 2)])
+        lsh.query(m)
+        lsh.insert(str(i), m)
+    elapsed = time.perf_counter() - start
+    print(f"  datasketch defaults (128 perms, LSH 0.8):      {len(sample) / elapsed:,.0f} "
+          "articles/s")
+
+
+def memory(count: int, words: int, seed: int) -> None:
+    texts = articles(count, words, seed + 1)
+    sigs = [signature(t) for t in texts]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    index = NearDuplicateIndex()
+    for i, sig in enumerate(sigs):
+        index.add(f"{i:08d}-0000-0000-0000-000000000000", T0 + timedelta(seconds=i), sig)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    print(f"memory, {count} articles in the window: {(after - before) / count:,.0f} bytes/article "
+          f"(index with 36-char ids), signature {len(sigs[0].to_bytes())} bytes serialized")
+    start = time.perf_counter()
+    rows = [(f"{i}", T0 + timedelta(seconds=i), s.to_bytes()) for i, s in enumerate(sigs)]
+    rebuilt = NearDuplicateIndex.from_signatures(rows)
+    print(f"  rebuild from {len(rebuilt):,} stored signatures: "
+          f"{time.perf_counter() - start:.2f} s")
+    try:
+        from datasketch import MinHash, MinHashLSH
+    except ImportError:
+        return
+    n = min(count, 5000)
+    ms = []
+    for text in texts[:n]:
+        words_ = normalize_text(text).split()
+        m = MinHash(num_perm=128)
+        m.update_batch([" ".join(words_[j:j + 3]).encode() for j in range(len(words_) - 2)])
+        ms.append(m)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    lsh = MinHashLSH(threshold=0.8, num_perm=128)
+    for i, m in enumerate(ms):
+        lsh.insert(f"{i:08d}-0000-0000-0000-000000000000", m)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    print(f"  datasketch defaults, LSH only ({n} articles): {(after - before) / n:,.0f} "
+          "bytes/article (plus the MinHash objects)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--articles", type=int, default=20000)
+    parser.add_argument("--words", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="print the misjudged pairs")
+    parser.add_argument("--only", choices=("quality", "speed", "memory"))
+    args = parser.parse_args()
+    if not args.no_pin and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0})
+    if args.only in (None, "quality"):
+        quality(Thresholds(), args.verbose)
+    if args.only in (None, "speed"):
+        throughput(min(args.articles, 10000), args.words, args.seed, args.repeat)
+    if args.only in (None, "memory"):
+        memory(args.articles, args.words, args.seed)
+
+
+if __name__ == "__main__":
+    main()
