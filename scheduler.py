@@ -66,8 +66,9 @@ class Runtime:
         add(self.publish_job, "interval", seconds=PUBLISH_SECONDS, id="publish")
         self.scheduler.start()
 
-    def stop(self) -> None:
-        self.scheduler.shutdown(wait=False)
+    def stop(self, wait: bool = False) -> None:
+        """Stop the jobs; with `wait`, only once the running polls have finished."""
+        self.scheduler.shutdown(wait=wait)
         self.fetcher.close()
 
     def seeds_job(self) -> None:

@@ -53,7 +53,7 @@ def clean_article(article: Article, default_language: str = "und") -> Article:
     """
     content = sanitize_html(xml_safe(article.content_html))
     text = plain_text(content)
-    title = one_line(plain_text(nh3.clean(xml_safe(article.title), tags=set())))
+    title = visible_line(xml_safe(article.title))
     language = choose_language(article.language, f"{title}\n{text}", default_language)
     summary = xml_safe(plain_text(article.summary)) if article.summary else text
     return replace(
@@ -122,6 +122,18 @@ def choose_language(declared: str, text: str, default: str) -> str:
 
 def one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+# What nh3 (html5ever) or entity decoding could change in text: tags, entities, controls,
+# carriage returns, lone surrogates and a byte order mark. Text without any is left as is.
+_MARKUP = re.compile("[<&\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\r\ud800-\udfff\ufeff]")
+
+
+def visible_line(text: str) -> str:
+    """`text` with tags (and script bodies) dropped and entities read once, as one line."""
+    if not _MARKUP.search(text):  # most titles: nh3 and unescaping would change nothing
+        return one_line(text)
+    return one_line(plain_text(nh3.clean(text, tags=set())))
 
 
 def author_name(author: str) -> str | None:

@@ -28,9 +28,8 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
-import nh3
 
-from feeds.clean import absolute_links, one_line, plain_text, shorten
+from feeds.clean import absolute_links, one_line, shorten, visible_line
 from feeds.model import Article, Enclosure
 
 FUTURE_SLACK = timedelta(days=1)  # clocks and time zones drift; a week ahead is a bug
@@ -427,7 +426,7 @@ def _visible(text: Any) -> str:
     if not isinstance(text, str):
         return ""
     for _ in range(8):  # each pass reads one level of entities; deeper nesting is absurd
-        stripped = one_line(plain_text(nh3.clean(text, tags=set())))
+        stripped = visible_line(text)
         if stripped == text:
             break
         text = stripped
