@@ -227,7 +227,8 @@ def test_status_lists_every_source_and_is_served(fast_settings, storage, httpser
     assert response.headers["Content-Type"].startswith("application/json")
     served = {s["name"]: s for s in response.json()["sources"]}
     assert set(served) == {"ok", "broken", "gone"}
-    assert served["ok"]["last_status"] == 200 and served["broken"]["error_count"] == 1
+    # The running scheduler may have retried the broken source by now (fast backoff here).
+    assert served["ok"]["last_status"] == 200 and served["broken"]["error_count"] >= 1
     assert page.status_code == 200
     assert page.headers["Content-Type"].startswith("text/html")
     root = lxml.html.fromstring(page.content)
