@@ -66,9 +66,8 @@ class Runtime:
         add(self.publish_job, "interval", seconds=PUBLISH_SECONDS, id="publish")
         self.scheduler.start()
 
-    def stop(self, wait: bool = False) -> None:
-        """Stop the jobs; with `wait`, only once the running polls have finished."""
-        self.scheduler.shutdown(wait=wait)
+    def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)
         self.fetcher.close()
 
     def seeds_job(self) -> None:
