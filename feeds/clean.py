@@ -60,7 +60,7 @@ def clean_article(article: Article, default_language: str = "und") -> Article:
         article,
         title=title,
         content_html=content,
-        summary=shorten(" ".join(summary.split()), SUMMARY_MAX_CHARS),
+        summary=shorten(one_line(summary), SUMMARY_MAX_CHARS),
         language=canonical_language(language),
         url=clean_url(xml_safe(article.url)) if article.url else None,
         author=author_name(xml_safe(article.author)) if article.author else None,
@@ -185,9 +185,13 @@ def to_xhtml(fragment: str) -> str:
     """An HTML fragment re-serialized as well-formed XHTML (lxml), entities resolved."""
     if not fragment.strip():
         return ""
-    root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    return _inner(lxml.html.fragment_fromstring(fragment, create_parent="div"), "xml")
+
+
+def _inner(root, method: str) -> str:
+    """What is inside `root` (its lead text and children, tails included), serialized."""
     lead = html.escape(root.text or "", quote=False)
-    return lead + "".join(etree.tostring(child, method="xml", encoding="unicode")
+    return lead + "".join(etree.tostring(child, method=method, encoding="unicode")
                           for child in root)
 
 
@@ -204,8 +208,7 @@ def absolute_links(fragment: str, base: str) -> str:
         return fragment
     root = lxml.html.fragment_fromstring(fragment, create_parent="div")
     root.make_links_absolute(base, resolve_base_href=False, handle_failures="discard")
-    lead = html.escape(root.text or "", quote=False)
-    return lead + "".join(lxml.html.tostring(child, encoding="unicode") for child in root)
+    return _inner(root, "html")
 
 
 _COMBINING = re.compile(
