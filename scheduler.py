@@ -107,14 +107,13 @@ class Runtime:
         try:
             report = poll_source(self.settings, self.storage, self.fetcher, source, self._rng,
                                  self.prepare)
-            if report.topics:
-                self._changed.set()
         finally:
             self.fetching.discard(name)
             self.polls += 1
-        polled = self.storage.source(name)
-        if polled and polled.enabled and polled.next_poll:
-            delay = max(1.0, (polled.next_poll - datetime.now(UTC)).total_seconds())
+        if report.topics:
+            self._changed.set()
+        if report.next_poll:
+            delay = max(1.0, (report.next_poll - datetime.now(UTC)).total_seconds())
             self.scheduler.reschedule_job(SOURCE_JOB + name, trigger=self._trigger(delay))
 
     @staticmethod

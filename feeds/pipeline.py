@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import islice
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class IngestReport:
     skipped: int = 0
     topics: set[str] = field(default_factory=set)
     note: str = ""  # e.g. "not modified", "failed: ..."
+    next_poll: datetime | None = None  # feed sources: when to poll again (None: disabled)
 
     def __str__(self) -> str:
         if self.note:

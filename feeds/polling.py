@@ -110,8 +110,9 @@ def poll_source(settings: Settings, storage: Storage, fetcher: Fetcher, source: 
         log.warning("source %s: %s (failure %d in a row)", source.name, error, errors)
     delay = next_poll_delay(result, errors, interval, source.min_interval, source.max_interval,
                             rng, max_backoff=settings.fetch.max_backoff)
-    storage.save_source_state(replace(source, **state,
-                                      next_poll=now + timedelta(seconds=delay)))
+    next_poll = now + timedelta(seconds=delay)
+    storage.save_source_state(replace(source, **state, next_poll=next_poll))
+    report.next_poll = None if result.gone else next_poll
     log.info("%s (next poll in %s)", report, _duration(delay))
     return report
 
