@@ -33,9 +33,11 @@ class SaveResult:
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets the server read while an ingest writes; NORMAL sync is crash-safe in WAL mode.
+    # 16 KiB pages (set on a new file only, before WAL) hold a whole article row and cut the
+    # overflow chains of the feed documents: their save took a third less time in bench/.
     cursor = dbapi_connection.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
-                   "busy_timeout=10000"):
+    for pragma in ("page_size=16384", "journal_mode=WAL", "synchronous=NORMAL",
+                   "foreign_keys=ON", "busy_timeout=10000"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
@@ -149,20 +151,10 @@ class Storage:
 
     def articles(self, topic: str | None = None, limit: int = 50) -> list[Article]:
         """The newest `limit` articles, of one topic or of all, newest first."""
-        columns = [articles.c[name] for name in _ARTICLE_COLUMNS]
-        if topic is None:
-            query = sa.select(*columns).order_by(articles.c.published.desc(), articles.c.id)
-        else:
-            query = (
-                sa.select(*columns)
-                .join(article_topics, article_topics.c.article_id == articles.c.id)
-                .where(article_topics.c.topic == topic)
-                .order_by(article_topics.c.published.desc(), articles.c.id)
-            )
+        query = _NEWEST if topic is None else _NEWEST_OF_TOPIC
         with self.engine.connect() as conn:
-            rows = conn.execute(query.limit(limit)).mappings().all()
-            topics = self._topics_of(conn, [r["id"] for r in rows])
-        return [_article(row, topics[row["id"]]) for row in rows]
+            rows = conn.execute(query, {"topic": topic, "limit": limit}).all()
+        return [_article(row) for row in rows]
 
     def article_count(self) -> int:
         with self.engine.connect() as conn:
@@ -279,8 +271,30 @@ def _row(article: Article, **overrides) -> dict:
     return row
 
 
-def _article(row, topics: tuple[str, ...]) -> Article:
-    data = dict(row)
+def _article(row) -> Article:
+    """An Article from a row of `_ARTICLE_SELECT`: its columns, then its topics joined."""
+    data = dict(zip(_ARTICLE_COLUMNS, row, strict=False))
     data["categories"] = tuple(data["categories"] or ())
     data["enclosures"] = tuple(Enclosure(**e) for e in data["enclosures"] or ())
-    return Article(**data, topics=topics)
+    return Article(**data, topics=tuple(sorted(row[-1].split(" "))) if row[-1] else ())
+
+
+def _newest_articles() -> tuple[sa.Select, sa.Select]:
+    """The newest-first queries, built once: publishing runs one per topic every build.
+
+    Each row carries the article's topics, space-joined (slugs have no spaces), so one
+    query does what a second per-batch lookup did.
+    """
+    tagged = article_topics.alias("tagged")
+    topics = (sa.select(sa.func.aggregate_strings(tagged.c.topic, " "))
+              .where(tagged.c.article_id == articles.c.id).scalar_subquery())
+    select = sa.select(*(articles.c[name] for name in _ARTICLE_COLUMNS), topics)
+    limit = sa.bindparam("limit")
+    newest = select.order_by(articles.c.published.desc(), articles.c.id).limit(limit)
+    of_topic = (select.join(article_topics, article_topics.c.article_id == articles.c.id)
+                .where(article_topics.c.topic == sa.bindparam("topic"))
+                .order_by(article_topics.c.published.desc(), articles.c.id).limit(limit))
+    return newest, of_topic
+
+
+_NEWEST, _NEWEST_OF_TOPIC = _newest_articles()
