@@ -12,8 +12,9 @@ import click
 import listparser
 
 from feeds import __version__
+from feeds.clusters import explain_pair
 from feeds.config import ConfigError, Settings, load_settings, source_name
-from feeds.model import Source
+from feeds.model import Article, Source
 from feeds.pipeline import build_documents, ingest_seeds, write_documents
 from feeds.polling import check_source, make_fetcher, poll_all, sync_config_sources
 from feeds.publish import feed_path, sources_opml
@@ -74,6 +75,7 @@ def cli(config_path: str | None, verbose: int, quiet: bool) -> None:
       nashra topics         topics with article counts and feed URLs
       nashra articles       the newest articles, one line each
       nashra sources ...    feed sources: add, list, check, remove, import, export
+      nashra dedupe ...     duplicates: explain A B, split ARTICLE
     """
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr,
@@ -148,8 +150,56 @@ def articles(settings: Settings, storage: Storage, topic: str | None, limit: int
         known = ", ".join(t.slug for t in settings.topics)
         raise click.ClickException(f"no topic {topic!r}; choose one of: {known}")
     for article in storage.articles(topic, limit):
+        copies = len(article.reported_by)
+        also = f"  (+{copies} {'copy' if copies == 1 else 'copies'})" if copies else ""
         click.echo(f"{article.published:%Y-%m-%d %H:%M}  {article.id[:8]}  "
-                   f"[{','.join(article.topics)}]  {article.title}")
+                   f"[{','.join(article.topics)}]  {article.title}{also}")
+
+
+@cli.group()
+def dedupe() -> None:
+    """Clusters of duplicates: why two articles are (not) one story, and undoing a merge.
+
+    ARTICLE is an id, or its first 8 characters as `nashra articles` prints them.
+    """
+
+
+def _stored(storage: Storage, reference: str) -> Article:
+    article = storage.article(reference)
+    if article is None:
+        raise click.ClickException(f"no stored article {reference!r}; "
+                                   "`nashra articles` lists ids")
+    return article
+
+
+@dedupe.command("explain")
+@click.argument("first")
+@click.argument("second")
+@with_settings
+def dedupe_explain(settings: Settings, storage: Storage, first: str, second: str) -> None:
+    """Whether two stored articles are duplicates, by which layer, how similar."""
+    a, b = _stored(storage, first), _stored(storage, second)
+    for label, article in (("A", a), ("B", b)):
+        click.echo(f"{label}  {article.id}  {article.source}  {article.published:%Y-%m-%d %H:%M}"
+                   f"  {article.title}")
+    click.echo("")
+    for line in explain_pair(a, b, settings.dedupe):
+        click.echo(line)
+
+
+@dedupe.command("split")
+@click.argument("article")
+@with_settings
+def dedupe_split(settings: Settings, storage: Storage, article: str) -> None:
+    """Take ARTICLE out of its cluster (a wrong merge); the feeds are rebuilt."""
+    found = _stored(storage, article)
+    topics = storage.split(found.id)
+    if not topics and found.dedupe.duplicate_of is None:
+        click.echo(f"{found.id} is not in a cluster: nothing to split")
+        return
+    documents = build_documents(settings, storage)
+    click.echo(f"{found.id} now stands alone; {len(documents)} documents rebuilt "
+               f"(topics: {', '.join(sorted(topics)) or 'none'})")
 
 
 @cli.group()

@@ -26,6 +26,36 @@ class Enclosure:
 
 
 @dataclass(frozen=True, slots=True)
+class DedupeKeys:
+    """What the dedupe stage found for an article, stored beside it (see feeds.clusters).
+
+    `url`, `fingerprint` and `signature` are its keys for later comparisons; `duplicate_of`
+    is the canonical article of its cluster (None: it is one), `layer` the comparison that
+    matched, and `replaces` a cluster's canonical article that this more complete copy
+    takes over from.
+    """
+
+    url: str = ""  # canonical URL, "" without one
+    fingerprint: str = ""
+    signature: bytes = b""
+    duplicate_of: str | None = None
+    layer: str | None = None  # "url", "text", "near"; "split" once undone by an editor
+    similarity: float = 0.0
+    containment: float = 0.0
+    replaces: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """An outlet that carried a story, as feeds name it: origin or "also reported by"."""
+
+    name: str  # the source's title, else its name
+    feed_url: str | None  # the source's own feed (None for seeds)
+    url: str | None  # the article's page at that outlet
+    published: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Article:
     """One news article, from whichever source, as every stage sees it.
 
@@ -49,6 +79,10 @@ class Article:
     enclosures: tuple[Enclosure, ...] = ()
     date_estimated: bool = False  # the source gave no date: published is first-seen time
     id: str = field(default="")
+    dedupe: DedupeKeys | None = None  # set by the dedupe stage
+    # Read from storage for publishing: this article's outlet, and the cluster's other ones.
+    origin: Credit | None = None
+    reported_by: tuple[Credit, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -56,6 +90,16 @@ class Article:
 
     def with_topics(self, topics: tuple[str, ...]) -> Article:
         return replace(self, topics=topics)
+
+    @property
+    def other_outlets(self) -> tuple[Credit, ...]:
+        """The outlets that also carried this story, each once, earliest first."""
+        own = self.origin.name if self.origin else None
+        seen: dict[str, Credit] = {}
+        for credit in self.reported_by:
+            if credit.name != own:
+                seen.setdefault(credit.name, credit)
+        return tuple(seen.values())
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The pipeline: read -> clean -> tag -> store, then publish what changed.
+"""The pipeline: read -> clean -> tag -> dedupe -> store, then publish what changed.
 
 These functions only call the stages in order; the scheduler and the CLI call these.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from feeds.clean import clean_article
+from feeds.clusters import deduper_for, forget_deduper
 from feeds.config import Settings
 from feeds.model import Article, Document
 from feeds.publish import build_index, build_opml, build_topic, feed_path, topic_fingerprint
@@ -34,6 +35,7 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0
+    duplicates: int = 0  # of the new: copies of a story already kept
     topics: set[str] = field(default_factory=set)
     note: str = ""  # e.g. "not modified", "failed: ..."
     next_poll: datetime | None = None  # feed sources: when to poll again (None: disabled)
@@ -41,8 +43,8 @@ class IngestReport:
     def __str__(self) -> str:
         if self.note:
             return f"{self.source}: {self.note}"
-        return (f"{self.source}: {self.new} new, {self.updated} updated, "
-                f"{self.unchanged} unchanged, {self.skipped} skipped")
+        return (f"{self.source}: {self.new} new ({self.duplicates} duplicates), "
+                f"{self.updated} updated, {self.unchanged} unchanged, {self.skipped} skipped")
 
 
 def _batches(items: Iterable[Article], size: int) -> Iterator[list[Article]]:
@@ -68,9 +70,24 @@ class Preparer:
 
 def store(settings: Settings, storage: Storage, articles: Iterable[Article],
           report: IngestReport, kind: str) -> None:
-    """Save prepared articles in batches; each batch is one transaction."""
+    """Dedupe and save prepared articles in batches; each batch is one transaction.
+
+    Dedupe runs on the whole batch just before it is stored, under the window's lock, so
+    copies arriving at once from two sources still form one cluster. Tagging came first:
+    a duplicate's topics are its cluster's too.
+    """
+    deduper = deduper_for(storage, settings.dedupe)
     for batch in _batches(articles, settings.batch_size):
-        result = storage.save_articles(batch, kind=kind)
+        with deduper.lock:
+            try:
+                stored = storage.dedupe_keys(a.id for a in batch)
+                batch = deduper.assign(batch, stored)
+                result = storage.save_articles(batch, kind=kind)
+            except BaseException:
+                forget_deduper(storage)  # the window may hold what was not stored
+                raise
+        report.duplicates += sum(1 for a in batch
+                                 if a.id not in stored and a.dedupe.duplicate_of)
         report.new += result.new
         report.updated += result.updated
         report.unchanged += result.unchanged

@@ -20,8 +20,8 @@ from lxml import etree
 
 from feeds import __version__
 from feeds.config import Settings
-from feeds.model import Article, Document, Enclosure, Source, Topic
-from feeds.text import direction, label_for
+from feeds.model import Article, Credit, Document, Enclosure, Source, Topic
+from feeds.text import direction, first_strong, label_for
 
 MEDIA_TYPES = {
     "rss": "application/rss+xml; charset=utf-8",
@@ -33,7 +33,7 @@ FORMAT_NAMES = {"rss": "RSS 2.0", "atom": "Atom 1.0"}
 INDEX_PATH, OPML_PATH = "index.html", "topics.opml"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-BUILD_VERSION = "3"  # bump when the output format changes, so every feed is rebuilt
+BUILD_VERSION = "4"  # bump when the output format changes, so every feed is rebuilt
 
 
 def feed_path(slug: str, kind: str) -> str:
@@ -56,7 +56,8 @@ class EntryExtras(BaseEntryExtension):
       RSS item <link>, so no link goes through FeedEntry.link();
     - the RSS author as dc:creator, since RSS <author> must be an e-mail address;
     - enclosures: every one as an Atom rel="enclosure" link, the first as the RSS
-      <enclosure> (RSS allows one).
+      <enclosure> (RSS allows one);
+    - rel="self" on the link of an entry's Atom <source>, which names the origin's feed.
     """
 
     def __init__(self) -> None:
@@ -67,6 +68,8 @@ class EntryExtras(BaseEntryExtension):
         self.enclosures: tuple[Enclosure, ...] = ()
 
     def extend_atom(self, entry):
+        for link in entry.iterfind("source/link"):  # feedgen's <source> link is the feed's own
+            link.set("rel", "self")
         if self.language:
             entry.set(XML_LANG, self.language)
         if self.url:
@@ -106,6 +109,39 @@ def _paragraph(text: str) -> str:
     return f"<p>{html.escape(text, quote=False)}</p>"
 
 
+# "Also reported by", in the entry's language (English when it has none here).
+REPORTED_BY = {
+    "ar": ("نشرته أيضًا", "، ", "و{} غيرها"),
+    "fa": ("همچنین در", "، ", "و {} رسانهٔ دیگر"),
+    "ur": ("یہ خبر ان میں بھی", "، ", "اور {} مزید"),
+    "he": ("דווח גם ב", ", ", "ועוד {}"),
+    "fr": ("Également publié par", ", ", "et {} autres"),
+    "en": ("Also reported by", ", ", "and {} more"),
+}
+MAX_CREDITS = 8
+
+
+def credits_html(credits: Sequence[Credit], language: str) -> str:
+    """Other outlets (`Article.other_outlets`) as one paragraph of links.
+
+    Each name carries its own `dir`, so a Latin outlet name keeps its order inside an
+    Arabic sentence (and the reverse).
+    """
+    words, separator, more = REPORTED_BY.get(language.split("-")[0], REPORTED_BY["en"])
+    links = [_credit_link(c) for c in credits[:MAX_CREDITS]]
+    if len(credits) > MAX_CREDITS:
+        links.append(html.escape(more.format(len(credits) - MAX_CREDITS)))
+    return f'<p class="nashra-also">{html.escape(words)}: {separator.join(links)}</p>'
+
+
+def _credit_link(credit: Credit) -> str:
+    name = html.escape(credit.name)
+    side = first_strong(credit.name) or "ltr"
+    if not credit.url:
+        return f'<span dir="{side}">{name}</span>'
+    return f'<a href="{html.escape(credit.url)}" dir="{side}">{name}</a>'
+
+
 def fingerprint(*parts: object) -> str:
     data = json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str)
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
@@ -120,7 +156,8 @@ def topic_fingerprint(settings: Settings, topic: Topic, articles: Sequence[Artic
     return fingerprint(
         BUILD_VERSION, settings.base_url, settings.site_titles, settings.language,
         [topic.slug, topic.language, topic.titles, topic.descriptions],
-        [[a.id, a.updated, a.content_hash, a.topics] for a in articles],
+        [[a.id, a.updated, a.content_hash, a.topics, a.origin,
+          [[c.name, c.url] for c in a.reported_by]] for a in articles],
         {t.slug: t.titles for t in settings.topics},
     )
 
@@ -177,7 +214,10 @@ def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, artic
     entry.title(label_for(article.title, language))
     entry.published(article.published)
     entry.updated(article.updated)
-    entry.content(directed_xhtml(article.content_html, language), type="xhtml")
+    body = article.content_html
+    if article.other_outlets:
+        body += credits_html(article.other_outlets, language)
+    entry.content(directed_xhtml(body, language), type="xhtml")
     if article.summary:
         entry.summary(directed_xhtml(_paragraph(article.summary), language), type="xhtml")
     if article.author:
@@ -188,6 +228,8 @@ def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, artic
             entry.category(term=slug, scheme=f"{settings.base_url}/topics/",
                            label=label_for(other.titles.get(topic.language, other.title),
                                            topic.language))
+    if article.origin is not None and article.origin.feed_url:
+        entry.source(url=article.origin.feed_url, title=label_for(article.origin.name, language))
     extras: EntryExtras = entry.nashra
     extras.language = language if language != topic.language else None
     extras.url, extras.link_language = article.url, language

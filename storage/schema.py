@@ -77,6 +77,24 @@ def _article_extra_columns() -> list[sa.Column]:
     ]
 
 
+def _dedupe_columns() -> list[sa.Column]:
+    """Columns added in version 4: an article's dedupe keys and its cluster."""
+    return [
+        sa.Column("canonical_url", sa.Text),
+        sa.Column("text_fingerprint", sa.String(32)),
+        sa.Column("signature", sa.LargeBinary),
+        sa.Column("duplicate_of", sa.String(36)),  # the cluster's canonical article
+        sa.Column("dedupe_layer", sa.String(10)),
+        sa.Column("dedupe_similarity", sa.Float),
+        sa.Column("dedupe_containment", sa.Float),
+    ]
+
+
+def _dedupe_indexes() -> list[tuple[str, str, list[str]]]:
+    return [("ix_articles_duplicate_of", "articles", ["duplicate_of"]),
+            ("ix_articles_published", "articles", ["published"])]
+
+
 sources = sa.Table(
     "sources", metadata,
     sa.Column("name", sa.String(200), primary_key=True),
@@ -102,6 +120,7 @@ articles = sa.Table(
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
     *_article_extra_columns(),
+    *_dedupe_columns(),
     sa.UniqueConstraint("source", "key", name="uq_articles_source_key"),
 )
 
@@ -111,8 +130,13 @@ article_topics = sa.Table(
               primary_key=True),
     sa.Column("topic", sa.String(64), primary_key=True),
     sa.Column("published", UTCDateTime, nullable=False),
+    # The article's own topic, or (when set) one its cluster has through this duplicate.
+    sa.Column("via", sa.String(36)),
     sa.Index("ix_article_topics_topic_published", "topic", "published"),
 )
+
+for _name, _table, _columns in _dedupe_indexes():
+    sa.Index(_name, *(metadata.tables[_table].c[c] for c in _columns))
 
 documents = sa.Table(
     "documents", metadata,
@@ -143,8 +167,28 @@ def _v3_xhtml_bodies(op: Operations) -> None:
                      .values(content_html=to_xhtml(content)))
 
 
+def _v4_dedupe(op: Operations) -> None:
+    """Dedupe keys for every stored article; clusters form from new articles on."""
+    from feeds.clusters import dedupe_keys
+
+    for column in _dedupe_columns():
+        op.add_column("articles", column)
+    op.add_column("article_topics", sa.Column("via", sa.String(36)))
+    for name, table, columns in _dedupe_indexes():
+        op.create_index(name, table, columns)
+    conn = op.get_bind()
+    rows = conn.execute(sa.select(articles.c.id, articles.c.url, articles.c.title,
+                                  articles.c.content_html, articles.c.summary)).all()
+    for row in rows:
+        keys = dedupe_keys(row.url, row.title, row.content_html, row.summary)
+        conn.execute(articles.update().where(articles.c.id == row.id).values(
+            canonical_url=keys.url, text_fingerprint=keys.fingerprint,
+            signature=keys.signature))
+
+
 # UPGRADES[n - 2] takes a database from version n - 1 to version n.
-UPGRADES: list[Callable[[Operations], None]] = [_v2_feed_sources, _v3_xhtml_bodies]
+UPGRADES: list[Callable[[Operations], None]] = [_v2_feed_sources, _v3_xhtml_bodies,
+                                                 _v4_dedupe]
 SCHEMA_VERSION = len(UPGRADES) + 1
 
 

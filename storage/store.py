@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from feeds.model import Article, Document, Enclosure, Source
+from feeds.model import Article, Credit, DedupeKeys, Document, Enclosure, Source
 from storage.schema import article_topics, articles, documents, meta, migrate, sources
 
 _ARTICLE_COLUMNS = ("id", "source", "key", "title", "content_html", "summary", "language",
@@ -113,7 +113,7 @@ class Storage:
             for article in changed:
                 before = stored[article.id]
                 published[article.id] = min(article.published, before.published)
-                row = _row(article, published=published[article.id],
+                row = _row(article, update=True, published=published[article.id],
                            updated=article.updated if article.updated > before.updated else now)
                 conn.execute(articles.update().where(articles.c.id == article.id).values(row))
             touched = new + changed
@@ -127,9 +127,71 @@ class Storage:
             ]
             if topic_rows:
                 conn.execute(article_topics.insert(), topic_rows)
-        affected = {t for a in touched for t in a.topics}
-        affected.update(t for topics in old_topics.values() for t in topics)
+            affected = {t for a in touched for t in a.topics}
+            affected.update(t for topics in old_topics.values() for t in topics)
+            affected |= self._settle_clusters(conn, touched)
         return SaveResult(len(new), len(changed), len(batch) - len(touched), frozenset(affected))
+
+    def _settle_clusters(self, conn: Connection, batch: Sequence[Article]) -> set[str]:
+        """Apply the batch's cluster decisions; the topics whose entries they change.
+
+        A newcomer that replaces a canonical article takes its members over; every
+        duplicate points at its cluster's current canonical article (which may have been
+        settled by another process since the dedupe window was loaded).
+        """
+        keys = {a.id: a.dedupe for a in batch if a.dedupe is not None}
+        roots = set()
+        for article_id, found in keys.items():
+            if found.replaces:
+                conn.execute(articles.update()
+                             .where(sa.or_(articles.c.id == found.replaces,
+                                           articles.c.duplicate_of == found.replaces))
+                             .values(duplicate_of=article_id))
+                roots |= {article_id, found.replaces}
+        members = [i for i, found in keys.items() if found.duplicate_of]
+        if members:
+            root = sa.select(sa.func.coalesce(_ROOT.c.duplicate_of, _ROOT.c.id)).where(
+                _ROOT.c.id == articles.c.duplicate_of).scalar_subquery()
+            conn.execute(articles.update().where(articles.c.id.in_(members))
+                         .values(duplicate_of=root))
+        roots |= set(conn.execute(
+            sa.select(sa.func.coalesce(articles.c.duplicate_of, articles.c.id))
+            .where(articles.c.id.in_(list(keys)))).scalars())
+        return self._cluster_topics(conn, roots)
+
+    def _cluster_topics(self, conn: Connection, roots: set[str]) -> set[str]:
+        """Give each cluster in `roots` the topics of all its members; the topics touched.
+
+        A canonical article carries its members' topics as rows marked `via` the member,
+        so a topic feed finds the cluster through any of its outlets' tagging.
+        """
+        if not roots:
+            return set()
+        roots_list = sorted(roots)
+        gone = conn.execute(
+            article_topics.delete()
+            .where(article_topics.c.article_id.in_(roots_list), article_topics.c.via.is_not(None))
+            .returning(article_topics.c.topic)).scalars().all()
+        own = conn.execute(
+            sa.select(article_topics.c.article_id, article_topics.c.topic)
+            .where(article_topics.c.article_id.in_(roots_list))).all()
+        have = {(r.article_id, r.topic) for r in own}
+        canonical = dict(conn.execute(
+            sa.select(articles.c.id, articles.c.published)
+            .where(articles.c.id.in_(roots_list), articles.c.duplicate_of.is_(None))).all())
+        member_topics = conn.execute(
+            sa.select(articles.c.duplicate_of, article_topics.c.topic, article_topics.c.article_id)
+            .join(article_topics, article_topics.c.article_id == articles.c.id)
+            .where(articles.c.duplicate_of.in_(list(canonical)), article_topics.c.via.is_(None))
+            .order_by(articles.c.published, articles.c.id)).all()
+        rows = {}
+        for root, topic, member in member_topics:
+            if (root, topic) not in have and (root, topic) not in rows:
+                rows[root, topic] = {"article_id": root, "topic": topic,
+                                     "published": canonical[root], "via": member}
+        if rows:
+            conn.execute(article_topics.insert(), list(rows.values()))
+        return set(gone) | {t for _, t in have} | {t for _, t in rows}
 
     def _ensure_sources(self, conn: Connection, names: set[str], kind: str, now: datetime) -> None:
         known = set(conn.execute(sa.select(sources.c.name).where(sources.c.name.in_(names)))
@@ -150,18 +212,89 @@ class Storage:
         return {i: tuple(t) for i, t in found.items()}
 
     def articles(self, topic: str | None = None, limit: int = 50) -> list[Article]:
-        """The newest `limit` articles, of one topic or of all, newest first."""
+        """The newest `limit` stories, of one topic or of all, newest first.
+
+        One article per cluster of duplicates, its canonical one, with its outlet as
+        `origin` and the cluster's other outlets as `reported_by`.
+        """
         query = _NEWEST if topic is None else _NEWEST_OF_TOPIC
         with self.engine.connect() as conn:
             rows = conn.execute(query, {"topic": topic, "limit": limit}).all()
-        return [_article(row) for row in rows]
+            credits: dict[str, list[Credit]] = {row.id: [] for row in rows}
+            if credits:
+                for row in conn.execute(_MEMBERS, {"ids": list(credits)}):
+                    credits[row.duplicate_of].append(_credit(row))
+        return [replace(_article(row), origin=_credit(row), reported_by=tuple(credits[row.id]))
+                for row in rows]
+
+    def article(self, reference: str) -> Article | None:
+        """The article with this id, or the one whose id starts with it (8 characters up)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(_ARTICLE_BY_ID, {"id": reference}).first()
+            if row is None and len(reference) >= 8:
+                ids = conn.execute(sa.select(articles.c.id).where(
+                    articles.c.id.startswith(reference, autoescape=True)).limit(2)).scalars().all()
+                if len(ids) == 1:
+                    row = conn.execute(_ARTICLE_BY_ID, {"id": ids[0]}).first()
+        return _article(row) if row is not None else None
+
+    def members(self, root: str) -> list[Article]:
+        """The duplicates in the cluster of canonical article `root`, earliest first."""
+        query = (_article_select().where(articles.c.duplicate_of == root)
+                 .order_by(articles.c.published, articles.c.id))
+        with self.engine.connect() as conn:
+            return [_article(row) for row in conn.execute(query)]
+
+    # -- dedupe -----------------------------------------------------------------------------
+
+    def dedupe_window(self, since: datetime) -> list[WindowRow]:
+        """The stored dedupe keys of every article published since `since`."""
+        query = (sa.select(articles.c.id, articles.c.published,
+                           *(articles.c[n] for n in _DEDUPE_COLUMNS))
+                 .where(articles.c.published >= since, articles.c.signature.is_not(None)))
+        with self.engine.connect() as conn:
+            return [WindowRow(row.id, row.published, _keys(row)) for row in conn.execute(query)]
+
+    def dedupe_keys(self, ids: Iterable[str]) -> dict[str, DedupeKeys]:
+        """id -> stored dedupe keys, for those of `ids` already stored."""
+        query = sa.select(articles.c.id, *(articles.c[n] for n in _DEDUPE_COLUMNS)).where(
+            articles.c.id.in_(list(ids)))
+        with self.engine.connect() as conn:
+            return {row.id: _keys(row) for row in conn.execute(query)}
+
+    def split(self, article_id: str) -> set[str]:
+        """Undo a merge: `article_id` leaves its cluster and stands alone; topics touched.
+
+        When it was the canonical article, its earliest duplicate takes its place.
+        """
+        with self.engine.begin() as conn:
+            root = conn.execute(sa.select(articles.c.duplicate_of).where(
+                articles.c.id == article_id)).scalar_one()
+            if root is None:
+                heir = conn.execute(
+                    sa.select(articles.c.id).where(articles.c.duplicate_of == article_id)
+                    .order_by(articles.c.published, articles.c.id).limit(1)).scalar()
+                if heir is None:
+                    return set()
+                conn.execute(articles.update().where(articles.c.duplicate_of == article_id)
+                             .values(duplicate_of=heir))
+                conn.execute(articles.update().where(articles.c.id == heir)
+                             .values(duplicate_of=None))
+                root = heir
+            conn.execute(articles.update().where(articles.c.id == article_id)
+                         .values(duplicate_of=None, dedupe_layer="split"))
+            return self._cluster_topics(conn, {root, article_id})
 
     def article_count(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(articles)).scalar_one()
 
     def topic_counts(self) -> dict[str, int]:
-        query = sa.select(article_topics.c.topic, sa.func.count()).group_by(article_topics.c.topic)
+        """topic -> stories in it: clusters of duplicates count once."""
+        query = (sa.select(article_topics.c.topic, sa.func.count())
+                 .join(articles, articles.c.id == article_topics.c.article_id)
+                 .where(articles.c.duplicate_of.is_(None))
+                 .group_by(article_topics.c.topic))
         with self.engine.connect() as conn:
             return dict(conn.execute(query).all())
 
@@ -263,32 +396,72 @@ def _source(row) -> Source:
     return Source(**data)
 
 
-def _row(article: Article, **overrides) -> dict:
+def _row(article: Article, update: bool = False, **overrides) -> dict:
+    """The column values of `article`; an update without dedupe keys keeps the stored ones."""
     row = {name: getattr(article, name) for name in _ARTICLE_COLUMNS}
     row["categories"] = list(article.categories)
     row["enclosures"] = [asdict(e) for e in article.enclosures]
+    if article.dedupe is not None or not update:
+        keys = article.dedupe or DedupeKeys()
+        row.update(canonical_url=keys.url or None, text_fingerprint=keys.fingerprint or None,
+                   signature=keys.signature or None, duplicate_of=keys.duplicate_of,
+                   dedupe_layer=keys.layer, dedupe_similarity=keys.similarity,
+                   dedupe_containment=keys.containment)
     row.update(overrides)
     return row
 
 
 def _article(row) -> Article:
-    """An Article from a row of `_ARTICLE_SELECT`: its columns, then its topics joined."""
-    data = dict(zip(_ARTICLE_COLUMNS, row, strict=False))
+    """An Article from a row of `_ARTICLE_SELECT`: its columns, its topics, its dedupe keys."""
+    data = {name: row._mapping[name] for name in _ARTICLE_COLUMNS}
     data["categories"] = tuple(data["categories"] or ())
     data["enclosures"] = tuple(Enclosure(**e) for e in data["enclosures"] or ())
-    return Article(**data, topics=tuple(sorted(row[-1].split(" "))) if row[-1] else ())
+    topics = tuple(sorted(row.topics.split(" "))) if row.topics else ()
+    return Article(**data, topics=topics, dedupe=_keys(row))
+
+
+@dataclass(frozen=True)
+class WindowRow:
+    id: str
+    published: datetime
+    keys: DedupeKeys
+
+
+def _keys(row) -> DedupeKeys:
+    return DedupeKeys(row.canonical_url or "", row.text_fingerprint or "", row.signature or b"",
+                      row.duplicate_of, row.dedupe_layer, row.dedupe_similarity or 0.0,
+                      row.dedupe_containment or 0.0)
+
+
+def _credit(row) -> Credit:
+    feed_url = row.source_url if row.source_kind == "feed" else None
+    return Credit(row.source_title or row.source, feed_url, row.url, row.published)
+
+
+_ROOT = articles.alias("root")
+_DEDUPE_COLUMNS = ("canonical_url", "text_fingerprint", "signature", "duplicate_of",
+                   "dedupe_layer", "dedupe_similarity", "dedupe_containment")
+_SOURCE_OF = (sources.c.title.label("source_title"), sources.c.url.label("source_url"),
+              sources.c.kind.label("source_kind"))
+
+
+def _article_select() -> sa.Select:
+    """Articles with their topics (space-joined: slugs have no spaces) and their outlet."""
+    tagged = article_topics.alias("tagged")
+    topics = (sa.select(sa.func.aggregate_strings(tagged.c.topic, " "))
+              .where(tagged.c.article_id == articles.c.id).scalar_subquery().label("topics"))
+    return (sa.select(*(articles.c[n] for n in _ARTICLE_COLUMNS + _DEDUPE_COLUMNS), topics,
+                      *_SOURCE_OF)
+            .join(sources, sources.c.name == articles.c.source))
 
 
 def _newest_articles() -> tuple[sa.Select, sa.Select]:
     """The newest-first queries, built once: publishing runs one per topic every build.
 
-    Each row carries the article's topics, space-joined (slugs have no spaces), so one
-    query does what a second per-batch lookup did.
+    Only canonical articles: a topic shows each cluster once, found through the topics of
+    any of its members (see Storage._cluster_topics).
     """
-    tagged = article_topics.alias("tagged")
-    topics = (sa.select(sa.func.aggregate_strings(tagged.c.topic, " "))
-              .where(tagged.c.article_id == articles.c.id).scalar_subquery())
-    select = sa.select(*(articles.c[name] for name in _ARTICLE_COLUMNS), topics)
+    select = _article_select().where(articles.c.duplicate_of.is_(None))
     limit = sa.bindparam("limit")
     newest = select.order_by(articles.c.published.desc(), articles.c.id).limit(limit)
     of_topic = (select.join(article_topics, article_topics.c.article_id == articles.c.id)
@@ -298,3 +471,9 @@ def _newest_articles() -> tuple[sa.Select, sa.Select]:
 
 
 _NEWEST, _NEWEST_OF_TOPIC = _newest_articles()
+_ARTICLE_BY_ID = _article_select().where(articles.c.id == sa.bindparam("id"))
+_MEMBERS = (sa.select(articles.c.duplicate_of, articles.c.source, articles.c.url,
+                      articles.c.published, *_SOURCE_OF)
+            .join(sources, sources.c.name == articles.c.source)
+            .where(articles.c.duplicate_of.in_(sa.bindparam("ids", expanding=True)))
+            .order_by(articles.c.published, articles.c.id))

@@ -1,0 +1,220 @@
+"""The dedupe stage: each story once, in a cluster that credits every outlet that carried it.
+
+feeds.dedupe compares; this module keeps what the comparisons need between batches (the
+window's canonical URLs, fingerprints and signatures, and which cluster each article is
+in) and decides, for a batch about to be stored, which new articles repeat a kept one.
+
+- A new article that matches one in the window joins that article's cluster. The
+  cluster's canonical article is its earliest, unless a newcomer is much more complete
+  (a full text after a summary): then the newcomer takes over (`DedupeKeys.replaces`).
+- An article its own source sent before (same source, same guid: the same id) is an
+  update, never a duplicate: it keeps its cluster and only its keys are refreshed.
+- The window (default 14 days, by publication time) bounds memory. After a restart it is
+  rebuilt from the stored keys, not from the texts, and decides as before.
+
+Seeds and feed sources share one `Deduper` per storage, so they dedupe against each other.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from feeds import dedupe
+from feeds.clean import plain_text
+from feeds.config import DedupeSettings
+from feeds.model import Article, DedupeKeys
+from storage import Storage
+
+# A newcomer this many times larger (in shingles) than a cluster's canonical article,
+# which it contains, becomes the canonical article: the full text beats its summary.
+MORE_COMPLETE = 2.0
+
+
+def dedupe_text(title: str, content_html: str, summary: str) -> str:
+    """The text compared: the body, else the summary, else the title.
+
+    Titles are left out when there is a body: republishers rewrite them most.
+    """
+    return plain_text(content_html) or summary or title
+
+
+def dedupe_keys(url: str | None, title: str, content_html: str, summary: str) -> DedupeKeys:
+    """An article's canonical URL, exact fingerprint and MinHash signature."""
+    prepared = dedupe.prepare(url, dedupe_text(title, content_html, summary))
+    return DedupeKeys(prepared.url, prepared.fingerprint, prepared.signature.to_bytes())
+
+
+@dataclass(slots=True)
+class _Member:
+    """What the window remembers of one stored article."""
+
+    root: str | None  # its cluster's canonical article; None when it is one
+    size: int  # shingles in its text
+    published: datetime
+
+
+class Deduper:
+    """The dedupe window of one storage, and the decisions for each batch stored into it.
+
+    `lock` serializes decide-and-store: two polls storing copies of one story at once
+    must not both become canonical.
+    """
+
+    def __init__(self, window: timedelta = timedelta(days=14),
+                 thresholds: dedupe.Thresholds | None = None):
+        self.window = window
+        self.thresholds = thresholds or dedupe.Thresholds()
+        self.index = dedupe.NearDuplicateIndex(window=window, thresholds=self.thresholds)
+        self.urls: dict[str, str] = {}
+        self.fingerprints: dict[str, str] = {}
+        self.members: dict[str, _Member] = {}
+        self.lock = threading.Lock()
+        self._expired = datetime.now(UTC)
+
+    @classmethod
+    def load(cls, storage: Storage, window: timedelta = timedelta(days=14),
+             thresholds: dedupe.Thresholds | None = None,
+             now: datetime | None = None) -> Deduper:
+        """The window as stored: every article published within `window` of `now`."""
+        deduper = cls(window, thresholds)
+        since = (now or datetime.now(UTC)) - window
+        for row in sorted(storage.dedupe_window(since), key=lambda r: (r.published, r.id)):
+            deduper.remember(row.id, row.published, row.keys)
+        return deduper
+
+    def remember(self, article_id: str, published: datetime, keys: DedupeKeys) -> None:
+        """Put a stored article into the window, in the cluster its keys name."""
+        signature = dedupe.Signature.from_bytes(keys.signature)
+        self.members[article_id] = _Member(keys.duplicate_of, signature.size, published)
+        self.index.add(article_id, published, signature)
+        if keys.url:
+            self.urls.setdefault(keys.url, article_id)
+        if keys.fingerprint:
+            self.fingerprints.setdefault(keys.fingerprint, article_id)
+
+    def root(self, article_id: str) -> str:
+        member = self.members.get(article_id)
+        return member.root if member is not None and member.root else article_id
+
+    def assign(self, batch: Sequence[Article], stored: Mapping[str, DedupeKeys]
+               ) -> list[Article]:
+        """`batch` with dedupe keys set; `stored` holds the keys of those already stored.
+
+        Call under `lock`, and store the result before releasing it.
+        """
+        self._expire_hourly(datetime.now(UTC))
+        decided = []
+        for article in batch:
+            keys = dedupe_keys(article.url, article.title, article.content_html,
+                               article.summary)
+            before = stored.get(article.id)
+            if before is not None:  # an update by its own source keeps its cluster
+                keys = replace(keys, duplicate_of=before.duplicate_of, layer=before.layer,
+                               similarity=before.similarity, containment=before.containment)
+            else:
+                keys = self._decide(article, keys)
+            self.remember(article.id, article.published, keys)
+            if keys.replaces:
+                self._take_over(keys.replaces, article.id)
+            decided.append(replace(article, dedupe=keys))
+        return decided
+
+    def _decide(self, article: Article, keys: DedupeKeys) -> DedupeKeys:
+        signature = dedupe.Signature.from_bytes(keys.signature)
+        prepared = dedupe.Prepared(keys.url, keys.fingerprint, signature)
+        verdict = dedupe.decide(prepared, self.index, self.urls, self.fingerprints, article.id)
+        if verdict.duplicate_of is None:
+            return keys
+        root = self.root(verdict.duplicate_of)
+        found = replace(keys, layer=verdict.layer, similarity=verdict.similarity,
+                        containment=verdict.containment)
+        canonical = self.members.get(root)
+        if (verdict.layer == "near" and canonical is not None
+                and signature.size >= MORE_COMPLETE * canonical.size):
+            return replace(found, replaces=root)
+        return replace(found, duplicate_of=root)
+
+    def _take_over(self, old_root: str, new_root: str) -> None:
+        for article_id, member in self.members.items():
+            if article_id == old_root or member.root == old_root:
+                member.root = new_root
+
+    def expire(self, now: datetime) -> int:
+        """Drop what fell out of the window; memory stays bounded however long we run."""
+        self._expired = now
+        old = [i for i, m in self.members.items() if now - m.published > self.window]
+        for article_id in old:
+            self.index.remove(article_id)
+            del self.members[article_id]
+        if old:
+            self.urls = {k: v for k, v in self.urls.items() if v in self.members}
+            self.fingerprints = {k: v for k, v in self.fingerprints.items()
+                                 if v in self.members}
+        return len(old)
+
+    def _expire_hourly(self, now: datetime) -> None:
+        if now - self._expired >= timedelta(hours=1):
+            self.expire(now)
+
+
+_DEDUPERS: weakref.WeakKeyDictionary[Storage, Deduper] = weakref.WeakKeyDictionary()
+_LOADING = threading.Lock()
+
+
+def deduper_for(storage: Storage, settings: DedupeSettings) -> Deduper:
+    """The one Deduper of `storage` in this process, loaded from it on first use."""
+    with _LOADING:
+        deduper = _DEDUPERS.get(storage)
+        if deduper is None:
+            thresholds = dedupe.Thresholds(similarity=settings.similarity,
+                                           containment=settings.containment)
+            deduper = Deduper.load(storage, timedelta(days=settings.window_days), thresholds)
+            _DEDUPERS[storage] = deduper
+        return deduper
+
+
+def forget_deduper(storage: Storage) -> None:
+    """Drop the window of `storage`, to reload it as stored (after a failed batch)."""
+    with _LOADING:
+        _DEDUPERS.pop(storage, None)
+
+
+def explain_pair(a: Article, b: Article, settings: DedupeSettings) -> list[str]:
+    """Lines saying whether two stored articles are one story, layer by layer."""
+    thresholds = dedupe.Thresholds(similarity=settings.similarity,
+                                   containment=settings.containment)
+    keys_a, keys_b = a.dedupe or DedupeKeys(), b.dedupe or DedupeKeys()
+    figures = dedupe.explain(dedupe_text(a.title, a.content_html, a.summary),
+                             dedupe_text(b.title, b.content_html, b.summary), thresholds)
+    same_url = bool(keys_a.url) and keys_a.url == keys_b.url
+    a_in_b, b_in_a = figures["containment"]
+    layers = [("same source and guid", a.id == b.id),
+              ("url", same_url), ("text", figures["same_text"]),
+              ("near", figures["near_duplicate"])]
+    layer = next((name for name, matched in layers if matched), None)
+    verdict = f"duplicates (layer: {layer})" if layer else "not duplicates"
+    return [
+        f"verdict: {verdict}",
+        f"  url    canonical URLs {'equal' if same_url else 'differ'}: "
+        f"{keys_a.url or '-'} | {keys_b.url or '-'}",
+        f"  text   normalized texts {'equal' if figures['same_text'] else 'differ'}",
+        f"  near   similarity {figures['similarity']:.2f} (bar {thresholds.similarity}), "
+        f"containment A in B {a_in_b:.2f}, B in A {b_in_a:.2f} (bar {thresholds.containment}),"
+        f" shingles {figures['shingles'][0]} / {figures['shingles'][1]}",
+        f"stored: {_cluster_line(a, b)}",
+    ]
+
+
+def _cluster_line(a: Article, b: Article) -> str:
+    root_a = (a.dedupe.duplicate_of if a.dedupe else None) or a.id
+    root_b = (b.dedupe.duplicate_of if b.dedupe else None) or b.id
+    if root_a != root_b:
+        return "in different clusters"
+    member = b if root_a == a.id else a
+    keys = member.dedupe
+    how = f" (by {keys.layer}, similarity {keys.similarity:.2f})" if keys and keys.layer else ""
+    return f"one cluster, canonical {root_a[:8]}{how}"
