@@ -417,7 +417,8 @@ def _article(row) -> Article:
     data["categories"] = tuple(data["categories"] or ())
     data["enclosures"] = tuple(Enclosure(**e) for e in data["enclosures"] or ())
     topics = tuple(sorted(row.topics.split(" "))) if row.topics else ()
-    return Article(**data, topics=topics, dedupe=_keys(row))
+    keys = _keys(row) if "signature" in row._mapping else None
+    return Article(**data, topics=topics, dedupe=keys)
 
 
 @dataclass(frozen=True)
@@ -445,13 +446,16 @@ _SOURCE_OF = (sources.c.title.label("source_title"), sources.c.url.label("source
               sources.c.kind.label("source_kind"))
 
 
-def _article_select() -> sa.Select:
-    """Articles with their topics (space-joined: slugs have no spaces) and their outlet."""
+def _article_select(keys: bool = True) -> sa.Select:
+    """Articles with their topics (space-joined: slugs have no spaces) and their outlet.
+
+    Publishing leaves out the dedupe `keys`: a build reads thousands of rows.
+    """
     tagged = article_topics.alias("tagged")
     topics = (sa.select(sa.func.aggregate_strings(tagged.c.topic, " "))
               .where(tagged.c.article_id == articles.c.id).scalar_subquery().label("topics"))
-    return (sa.select(*(articles.c[n] for n in _ARTICLE_COLUMNS + _DEDUPE_COLUMNS), topics,
-                      *_SOURCE_OF)
+    columns = _ARTICLE_COLUMNS + (_DEDUPE_COLUMNS if keys else ())
+    return (sa.select(*(articles.c[n] for n in columns), topics, *_SOURCE_OF)
             .join(sources, sources.c.name == articles.c.source))
 
 
@@ -461,7 +465,7 @@ def _newest_articles() -> tuple[sa.Select, sa.Select]:
     Only canonical articles: a topic shows each cluster once, found through the topics of
     any of its members (see Storage._cluster_topics).
     """
-    select = _article_select().where(articles.c.duplicate_of.is_(None))
+    select = _article_select(keys=False).where(articles.c.duplicate_of.is_(None))
     limit = sa.bindparam("limit")
     newest = select.order_by(articles.c.published.desc(), articles.c.id).limit(limit)
     of_topic = (select.join(article_topics, article_topics.c.article_id == articles.c.id)

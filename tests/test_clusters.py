@@ -132,7 +132,8 @@ def test_an_edit_by_the_same_source_is_an_update_not_a_duplicate(httpserver, set
     serve(httpserver, "/feed", item("g1", "خبر معدل", [*PARAGRAPHS[:3], "فقرة مضافة للتصحيح."]))
     report = poll(settings, storage, fetcher, "news", url)
     assert (report.new, report.updated, report.duplicates) == (0, 1, 0)
-    [article] = storage.articles()
+    [story] = storage.articles()
+    article = storage.article(story.id)
     assert article.title == "خبر معدل" and article.dedupe.duplicate_of is None
 
 
@@ -300,7 +301,8 @@ def test_a_version_1_database_is_upgraded_with_dedupe_keys(tmp_path, settings):
         conn.executescript((REPO / "tests/data/schema_v1.sql").read_text("utf-8"))
     storage = Storage(f"sqlite:///{db}")
     try:
-        [article] = storage.articles()
+        [story] = storage.articles()
+        article = storage.article(story.id)
         assert article.dedupe.fingerprint and len(article.dedupe.signature) > 100
         assert Deduper.load(storage, window=timedelta(days=100_000)).members.keys() == \
             {article.id}
