@@ -124,6 +124,18 @@ def test_tracking_parameters_and_amp_make_the_same_url(httpserver, settings, sto
     assert copy.dedupe.layer == "url"
 
 
+def test_the_same_text_with_other_diacritics_and_letter_forms_is_the_text_layer(
+        httpserver, settings, storage, fetcher):
+    varied = [p.replace("ا", "أ", 3).replace("ي", "ى", 2).replace("ة", "ه", 2)
+              .replace("المغرب", "المَغْرِب").replace("الأمن", "الامن") for p in PARAGRAPHS[:4]]
+    first = serve(httpserver, "/one", item("1", "خبر", PARAGRAPHS[:4]))
+    second = serve(httpserver, "/two", item("2", "خبر", varied))
+    poll(settings, storage, fetcher, "one", first)
+    assert poll(settings, storage, fetcher, "two", second).duplicates == 1
+    [story] = storage.articles()
+    assert storage.members(story.id)[0].dedupe.layer == "text"
+
+
 def test_an_edit_by_the_same_source_is_an_update_not_a_duplicate(httpserver, settings,
                                                                   storage, fetcher):
     url = serve(httpserver, "/feed", item("g1", "خبر", PARAGRAPHS[:3]))
