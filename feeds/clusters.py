@@ -5,8 +5,9 @@ window's canonical URLs, fingerprints and signatures, and which cluster each art
 in) and decides, for a batch about to be stored, which new articles repeat a kept one.
 
 - A new article that matches one in the window joins that article's cluster. The
-  cluster's canonical article is its earliest, unless a newcomer is much more complete
-  (a full text after a summary): then the newcomer takes over (`DedupeKeys.replaces`).
+  cluster's canonical article is its earliest, unless another is much more complete (a
+  full text beside a summary); a newcomer that should lead takes over
+  (`DedupeKeys.replaces`).
 - An article its own source sent before (same source, same guid: the same id) is an
   update, never a duplicate: it keeps its cluster and only its keys are refreshed.
 - The window (default 14 days, by publication time) bounds memory. After a restart it is
@@ -46,6 +47,17 @@ def dedupe_keys(url: str | None, title: str, content_html: str, summary: str) ->
     """An article's canonical URL, exact fingerprint and MinHash signature."""
     prepared = dedupe.prepare(url, dedupe_text(title, content_html, summary))
     return DedupeKeys(prepared.url, prepared.fingerprint, prepared.signature.to_bytes())
+
+
+def _takes_over(published: datetime, size: int, canonical: _Member) -> bool:
+    """Whether a newcomer should be its cluster's canonical article instead.
+
+    The earliest copy leads (feeds are polled in any order), unless the other one is
+    much more complete: a full text beats its summary whatever their dates.
+    """
+    if size >= MORE_COMPLETE * canonical.size:
+        return True
+    return published < canonical.published and canonical.size < MORE_COMPLETE * size
 
 
 @dataclass(slots=True)
@@ -133,8 +145,7 @@ class Deduper:
         found = replace(keys, layer=verdict.layer, similarity=verdict.similarity,
                         containment=verdict.containment)
         canonical = self.members.get(root)
-        if (verdict.layer == "near" and canonical is not None
-                and signature.size >= MORE_COMPLETE * canonical.size):
+        if canonical is not None and _takes_over(article.published, signature.size, canonical):
             return replace(found, replaces=root)
         return replace(found, duplicate_of=root)
 

@@ -35,7 +35,7 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0
-    duplicates: int = 0  # of the new: copies of a story already kept
+    duplicates: int = 0  # of the new: copies of a story already kept (or taking it over)
     topics: set[str] = field(default_factory=set)
     note: str = ""  # e.g. "not modified", "failed: ..."
     next_poll: datetime | None = None  # feed sources: when to poll again (None: disabled)
@@ -86,8 +86,8 @@ def store(settings: Settings, storage: Storage, articles: Iterable[Article],
             except BaseException:
                 forget_deduper(storage)  # the window may hold what was not stored
                 raise
-        report.duplicates += sum(1 for a in batch
-                                 if a.id not in stored and a.dedupe.duplicate_of)
+        report.duplicates += sum(1 for a in batch if a.id not in stored
+                                 and (a.dedupe.duplicate_of or a.dedupe.replaces))
         report.new += result.new
         report.updated += result.updated
         report.unchanged += result.unchanged

@@ -57,7 +57,8 @@ class EntryExtras(BaseEntryExtension):
     - the RSS author as dc:creator, since RSS <author> must be an e-mail address;
     - enclosures: every one as an Atom rel="enclosure" link, the first as the RSS
       <enclosure> (RSS allows one);
-    - rel="self" on the link of an entry's Atom <source>, which names the origin's feed.
+    - the origin's feed in an entry's Atom <source>: rel="self" on its link, its URL as id
+      (the only id we know of it) and the entry's own updated time.
     """
 
     def __init__(self) -> None:
@@ -66,10 +67,11 @@ class EntryExtras(BaseEntryExtension):
         self.link_language: str | None = None
         self.creator: str | None = None
         self.enclosures: tuple[Enclosure, ...] = ()
+        self.source_updated: datetime | None = None
 
     def extend_atom(self, entry):
-        for link in entry.iterfind("source/link"):  # feedgen's <source> link is the feed's own
-            link.set("rel", "self")
+        for source in entry.iterfind("source"):
+            self._complete_source(source)
         if self.language:
             entry.set(XML_LANG, self.language)
         if self.url:
@@ -81,6 +83,13 @@ class EntryExtras(BaseEntryExtension):
             if enclosure.length > 0:
                 link.set("length", str(enclosure.length))
         return entry
+
+    def _complete_source(self, source) -> None:
+        """feedgen's Atom <source> has a title and a link: the feed's id and date too."""
+        link = source.find("link")
+        link.set("rel", "self")
+        etree.SubElement(source, "id").text = link.get("href")
+        etree.SubElement(source, "updated").text = self.source_updated.isoformat()
 
     def extend_rss(self, item):
         if self.url:
@@ -235,6 +244,7 @@ def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, artic
     extras.url, extras.link_language = article.url, language
     extras.creator = label_for(article.author, language) if article.author else None
     extras.enclosures = article.enclosures
+    extras.source_updated = article.updated
 
 
 def build_opml(settings: Settings, updated: datetime) -> Document:

@@ -95,7 +95,7 @@ def test_seed_and_feed_copy_of_the_same_text_are_one_story_crediting_both(
         httpserver, settings, storage, fetcher):
     ingest_seeds(settings, storage)
     url = serve(httpserver, "/agency", item("a1", "عنوان آخر للخبر نفسه", PARAGRAPHS,
-                                            "https://agency.example.ma/story/1"))
+                                            "https://agency.example.ma/story/1", hours_ago=0))
     report = poll(settings, storage, fetcher, "agency", url, "وكالة الأنباء")
     assert (report.new, report.duplicates) == (1, 1)
     build_documents(settings, storage)
@@ -164,6 +164,17 @@ def test_a_prefix_copy_joins_by_containment_and_a_different_story_does_not(
     assert prefix.dedupe.containment >= 0.8
 
 
+def test_an_earlier_copy_polled_later_leads_its_cluster(httpserver, settings, storage,
+                                                        fetcher):
+    late = serve(httpserver, "/late", item("l", "لاحق", PARAGRAPHS, hours_ago=1))
+    poll(settings, storage, fetcher, "late", late)
+    early = serve(httpserver, "/early", item("e", "سابق", PARAGRAPHS, hours_ago=5))
+    assert poll(settings, storage, fetcher, "early", early).duplicates == 1
+    [story] = storage.articles()
+    assert story.source == "early"
+    assert [m.source for m in storage.members(story.id)] == ["late"]
+
+
 def test_a_much_more_complete_copy_takes_over_the_cluster(httpserver, settings, storage,
                                                           fetcher):
     short = serve(httpserver, "/short", item("s", "موجز", PARAGRAPHS[:4], hours_ago=6))
@@ -210,7 +221,8 @@ def test_ltr_cluster_is_credited_in_english_with_the_origin_as_source(
 
 def test_rtl_credit_keeps_a_latin_outlet_name_isolated(httpserver, settings, storage, fetcher):
     ingest_seeds(settings, storage)
-    url = serve(httpserver, "/afp", item("a", "نسخة", PARAGRAPHS, "https://afp.example.com/1"))
+    url = serve(httpserver, "/afp", item("a", "نسخة", PARAGRAPHS, "https://afp.example.com/1",
+                                         hours_ago=0))  # after the seed: the seed leads
     poll(settings, storage, fetcher, "afp", url, "AFP")
     build_documents(settings, storage)
     feed_of(settings, storage, "security", "atom")  # well-formed, one entry
