@@ -33,14 +33,19 @@ from storage import Storage
 # A newcomer this many times larger (in shingles) than a cluster's canonical article,
 # which it contains, becomes the canonical article: the full text beats its summary.
 MORE_COMPLETE = 2.0
+# A body shorter than this is compared together with its title (see dedupe_text).
+SHORT_BODY_WORDS = 40
 
 
 def dedupe_text(title: str, content_html: str, summary: str) -> str:
-    """The text compared: the body, else the summary, else the title.
+    """The text compared: the body (else the summary), with the title when it is short.
 
-    Titles are left out when there is a body: republishers rewrite them most.
+    Republishers rewrite titles most, so a real body is compared alone. A short one may be
+    a feed's boilerplate ("Source: ... Read the full article", the same in every item, as
+    real Hebrew feeds have), and then the title is what tells stories apart.
     """
-    return plain_text(content_html) or summary or title
+    body = plain_text(content_html) or summary
+    return body if len(body.split()) >= SHORT_BODY_WORDS else f"{title}\n{body}"
 
 
 def dedupe_keys(url: str | None, title: str, content_html: str, summary: str) -> DedupeKeys:

@@ -335,3 +335,33 @@ def test_a_version_1_database_is_upgraded_with_dedupe_keys(tmp_path, settings):
         assert version == (str(SCHEMA_VERSION),)
     finally:
         storage.close()
+
+
+# --- real feeds: the Hebrew snapshots of ../shared/corpus -----------------------------------
+
+HEBREW = REPO.parent / "shared" / "corpus" / "feeds-rtl"
+FAMILIES = ("israel-hayom", "walla-news", "ynet-breaking-news", "ynet-main-news")
+
+
+@pytest.mark.skipif(not HEBREW.is_dir(), reason=f"the shared corpus is not at {HEBREW}")
+@pytest.mark.parametrize("family", FAMILIES)
+def test_hebrew_snapshots_of_one_feed_are_updates_and_a_second_outlet_is_credited(
+        httpserver, settings, storage, fetcher, family):
+    snapshots = sorted(HEBREW.glob(f"he_spz_{family}_2026*.rss.xml"))
+    guids = set()
+    for snapshot in snapshots:  # one source polled three times over a day
+        body = snapshot.read_bytes()
+        guids |= {e.get("id") or e.get("link") for e in feedparser.parse(body).entries}
+        httpserver.clear()
+        httpserver.expect_request("/feed").respond_with_data(body, content_type=RSS_TYPE)
+        report = poll(settings, storage, fetcher, family, httpserver.url_for("/feed"))
+        assert report.duplicates == 0, "one outlet's different stories must not merge"
+    assert len(storage.articles(limit=100)) == len(guids)
+
+    mirror = serve(httpserver, "/mirror")  # an aggregator carrying the same items
+    httpserver.clear()
+    httpserver.expect_request("/mirror").respond_with_data(snapshots[-1].read_bytes(),
+                                                           content_type=RSS_TYPE)
+    report = poll(settings, storage, fetcher, "mirror", mirror)
+    assert report.new == report.duplicates > 0
+    assert len(storage.articles(limit=100)) == len(guids)
