@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from feeds.model import Source, Topic
+from feeds.model import EntityRef, Rule, Source, Topic
 from feeds.text import canonical_language
 
 DEFAULT_CONFIG_NAME = "default.toml"
@@ -262,20 +262,83 @@ def _topics(root: _Table, site_language: str) -> tuple[Topic, ...]:
         if any(t.slug == slug for t in topics):
             raise table.error("slug", f"{slug!r} is used by two topics; make it unique")
         language = canonical_language(table.get("language", str, site_language))
-        terms = table.get("terms", list)
-        if not terms or not all(isinstance(t, str) and t.strip() for t in terms):
-            raise table.error("terms", "must be a non-empty array of words or phrases")
         topics.append(
             Topic(
                 slug=slug,
                 language=language,
                 titles=_with_language(table.texts("title"), language),
                 descriptions=_with_language(table.texts("description", {"": slug}), language),
-                terms=tuple(t.strip() for t in terms),
                 min_score=table.positive("min_score", 2),
+                rule=_topic_rule(table),
             )
         )
     return tuple(topics)
+
+
+_RULE_KEYS = ("any", "all", "none")
+
+
+def _topic_rule(table: _Table) -> Rule:
+    """`rule = {...}`, or plain `terms = [...]` meaning `rule = { any = [...] }`."""
+    if ("rule" in table.data) == ("terms" in table.data):
+        raise table.error("rule", 'give either rule = { any = ["...", ...] } or terms = [...]')
+    if "terms" in table.data:
+        return Rule("any", _rule_parts(table.data["terms"], f"{table.where}.terms", table))
+    value = table.get("rule", dict)
+    rule = _rule(value, f"{table.where}.rule", table)
+    if rule.op == "none":
+        raise table.error("rule", "matches nothing with only `none`; add any = [...] or "
+                                  "all = [...] beside it")
+    return rule
+
+
+def _rule(value: dict, where: str, table: _Table) -> Rule:
+    """A rule table: each of any/all/none present must hold (so several keys mean all)."""
+    unknown = sorted(set(value) - set(_RULE_KEYS))
+    if unknown or not value:
+        raise _rule_error(table, where, f"unknown key(s) {', '.join(unknown)}; use any, all, "
+                                        "none (or entity = \"org:...\" as a part)"
+                          if unknown else "is empty; use any, all or none")
+    rules = [Rule(op, _rule_parts(value[op], f"{where}.{op}", table))
+             for op in _RULE_KEYS if op in value]
+    return rules[0] if len(rules) == 1 else Rule("all", tuple(rules))
+
+
+def _rule_parts(parts: Any, where: str, table: _Table) -> tuple[str | EntityRef | Rule, ...]:
+    if not isinstance(parts, list) or not parts:
+        raise _rule_error(table, where, "must be a non-empty array of words, phrases, "
+                                        "{ entity = \"...\" } or nested rules")
+    return tuple(_rule_part(part, f"{where}[{index}]", table) for index, part in enumerate(parts))
+
+
+def _rule_part(part: Any, where: str, table: _Table) -> str | EntityRef | Rule:
+    if isinstance(part, str) and part.strip():
+        return part.strip()
+    if isinstance(part, dict) and set(part) == {"entity"}:
+        return _entity(part["entity"], f"{where}.entity", table)
+    if isinstance(part, dict):
+        return _rule(part, where, table)
+    raise _rule_error(table, where, f"{part!r} must be a word or phrase, "
+                                    "{ entity = \"org:...\" } or a nested { any = [...] }")
+
+
+def _entity(tag: Any, where: str, table: _Table) -> EntityRef:
+    from feeds.tagging import gazetteer  # the gazetteer is tagging's data
+
+    try:
+        entities = gazetteer()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if not isinstance(tag, str) or tag not in entities:
+        close = [t for t in entities if isinstance(tag, str) and tag.split(":")[-1] in t][:5]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise _rule_error(table, where, f"{tag!r} is not in the gazetteer{hint}; use a tag "
+                                        "such as org:isis from feeds/data/gazetteer.tsv")
+    return EntityRef(tag)
+
+
+def _rule_error(table: _Table, where: str, problem: str) -> ConfigError:
+    return ConfigError(f"{table.file}: {where}: {problem}")
 
 
 def _with_language(texts: dict[str, str], language: str) -> dict[str, str]:

@@ -103,15 +103,41 @@ class Article:
 
 
 @dataclass(frozen=True, slots=True)
+class EntityRef:
+    """A gazetteer entity inside a topic rule, by its tag ("org:isis")."""
+
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A topic's boolean rule: `any`, `all` or `none` of its parts hold.
+
+    A part is a term (a word or phrase, matched Arabic-aware), an entity, or a nested rule.
+    """
+
+    op: str  # "any", "all" or "none"
+    parts: tuple[str | EntityRef | Rule, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Topic:
-    """A published topic: its feed metadata per language, and the terms that select it."""
+    """A published topic: its feed metadata per language, and the rule that selects it.
+
+    Plain `terms` stand for the rule `any` of them.
+    """
 
     slug: str
     language: str
     titles: dict[str, str]
     descriptions: dict[str, str]
-    terms: tuple[str, ...]
+    terms: tuple[str, ...] = ()
     min_score: int = 2
+    rule: Rule | None = None
+
+    def __post_init__(self) -> None:
+        if self.rule is None:
+            object.__setattr__(self, "rule", Rule("any", tuple(self.terms)))
 
     @property
     def title(self) -> str:

@@ -1,109 +1,365 @@
-"""Topic tagging by term lists, matched Arabic-aware (folded text, clitic prefixes)."""
+"""Tagging: topic rules and gazetteer entities, matched Arabic-aware in one pass over the text.
+
+Text, terms and entity names are folded the way dedupe folds them (feeds.dedupe.
+normalize_text: tashkeel, tatweel, alef/ya/ta marbuta forms, digits, accents, case,
+punctuation). A topic is a boolean rule over terms and entities (see feeds.model.Rule);
+its score counts the words its matching terms found, TITLE_WEIGHT in the title, 1 in the
+body, and the topic is tagged when the rule holds and the score reaches `min_score`.
+Every entity found becomes a tag of its own (`person:...`, `place:...`, `org:...`).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 
 import ahocorasick
 
 from feeds.clean import plain_text
-from feeds.model import Article, Topic
-from feeds.text import fold
+from feeds.dedupe import normalize_text
+from feeds.model import Article, EntityRef, Rule, Topic
 
-# Proclitics a word may carry before a term (و/ف, then ب/ك/ل, then ال or the fused لل),
-# and the enclitics and inflections it may end with, in folded form (ة -> ه).
-ARABIC_PREFIXES = frozenset(
-    f + p for f in ("", "و", "ف") for p in ("", "ب", "ك", "ل", "ال", "بال", "كال", "لل")
-)
-ARABIC_SUFFIXES = frozenset({
+TITLE_WEIGHT = 2
+GAZETTEER_FILE = "gazetteer.tsv"
+ENTITY_KINDS = ("person", "place", "org")
+
+# Proclitics, folded: a conjunction (و ف), then a preposition (ب ك ل) or the article ال,
+# fused as لل after ل. Topic words may carry any of them; a name keeps its own article:
+# "فيينا" takes و/ب/ل... but never ال, "القاعدة" always has ال (so "قاعدة عسكرية" is no match).
+_CONJUNCTIONS = ("", "و", "ف")
+_BARE = tuple(c + p for c in _CONJUNCTIONS for p in ("", "ب", "ك", "ل"))
+_DEFINITE = tuple(c + p for c in _CONJUNCTIONS for p in ("ال", "بال", "كال", "لل"))
+_ANY_PREFIX = _BARE + _DEFINITE
+# Enclitics and inflections a topic word may end with (ة is folded to ه). Names take none.
+WORD_SUFFIXES = frozenset({
     "", "ي", "يه", "يون", "يين", "يات", "ه", "ها", "هم", "هما", "هن", "كم", "كما", "نا",
     "ون", "ين", "ات", "ان", "تان", "تين",
 })
-TITLE_WEIGHT = 2
+_LATIN_WORD_SUFFIXES = frozenset({"", "s"})
+_NO_SUFFIX = frozenset({""})
+# A term written in capitals (UN, ISIS, DGSN) matches only in capitals: "un" is French.
+# Those words are marked in the text before folding, with a letter no text uses.
+_ACRONYM = re.compile(r"^[A-Z][A-Z0-9]+$")
+_CAPITALS = re.compile(r"\b[A-Z][A-Z0-9]+\b")
+_MARK = "\u0800"
 
 
 def _is_arabic(char: str) -> bool:
     return "\u0621" <= char <= "\u064a"
 
 
-def term_key(term: str) -> str:
-    """The folded core searched for: an Arabic term's own article ال is a clitic like any other."""
-    words = fold(term).split()
-    if words and _is_arabic(words[0][0]) and words[0].startswith("ال") and len(words[0]) > 4:
+def _has_article(word: str) -> bool:
+    return word.startswith("ال") and len(word) > 4 and _is_arabic(word[0])
+
+
+def forms(term: str, name: bool = False) -> list[tuple[str, frozenset[str]]]:
+    """Each (" " + clitic prefix + folded core, the suffixes allowed after it) of `term`.
+
+    A topic word (`name` False) may carry any prefix, ال included, and WORD_SUFFIXES; an
+    indefinite Arabic phrase also matches with ال on its later words ("خلية إرهابية",
+    "الخلية الإرهابية"). A name keeps or lacks its article as written and takes no suffix.
+    """
+    if _ACRONYM.match(term):
+        return [(f" {term.lower()}{_MARK}", _NO_SUFFIX)]
+    words = normalize_text(term).split()
+    if not words:
+        return []
+    if not _is_arabic(words[-1][-1]):
+        return [(" " + " ".join(words), _NO_SUFFIX if name else _LATIN_WORD_SUFFIXES)]
+    definite = _has_article(words[0])
+    if definite:
         words[0] = words[0][2:]
-    return " ".join(words)
+    cores = {" ".join(words)}
+    if not name and len(words) > 1 and not any(w.startswith("ال") for w in words[1:]):
+        cores.add(" ".join([words[0], *("ال" + w for w in words[1:])]))
+    prefixes = _ANY_PREFIX if not name else _DEFINITE if definite else _BARE
+    suffixes = _NO_SUFFIX if name else WORD_SUFFIXES
+    return [(f" {prefix}{core}", suffixes) for core in cores for prefix in prefixes]
 
 
-class TermMatcher:
-    """Finds terms in text with one Aho-Corasick pass (pyahocorasick) and no per-hit checks.
+class Matcher:
+    """Finds patterns (terms or names) as whole words in one Aho-Corasick pass.
 
-    Every allowed form of a term is in the automaton as a whole word between spaces:
-    " " + clitic prefix + term + suffix + " " for Arabic terms (so "والأمن" and "الأمنية"
-    match "الأمن" while "فاسد" does not match "فاس"), " " + term + " " for the others. The
-    text is folded and its punctuation turned into spaces first, so a hit is a match. Each
-    word counts once per label, however many of a label's terms it holds.
+    The automaton holds " " + prefix + core for every allowed prefix, so a hit starts at
+    a word boundary; what follows the core up to the next space must be an allowed suffix
+    ("فاس" does not match "فاسد", "الأمن" matches "والأمنية" and not "الثامن").
     """
 
-    def __init__(self, terms: dict[str, list[str]]):
-        labels: dict[str, set[str]] = {}
-        for term, term_labels in terms.items():
-            key = term_key(term)
-            if key:
-                labels.setdefault(key, set()).update(term_labels)
+    def __init__(self, patterns: Iterable[tuple[str, bool]]):
+        self.patterns: list[tuple[str, bool]] = []
+        entries: dict[str, list[tuple[int, frozenset[str]]]] = {}
+        for pid, (term, name) in enumerate(patterns):
+            self.patterns.append((term, name))
+            for form, suffixes in forms(term, name):
+                entries.setdefault(form, []).append((pid, suffixes))
         self._automaton = ahocorasick.Automaton()
-        forms: dict[str, set[str]] = {}
-        for key, key_labels in labels.items():
-            affixes = ((p, s) for p in ARABIC_PREFIXES for s in ARABIC_SUFFIXES) if _is_arabic(
-                key[-1]) else [("", "")]
-            for prefix, suffix in affixes:
-                forms.setdefault(f" {prefix}{key}{suffix} ", set()).update(key_labels)
-        for form, form_labels in forms.items():
-            self._automaton.add_word(form, (len(form), tuple(sorted(form_labels))))
-        self._empty = not forms
+        for form, found in entries.items():
+            self._automaton.add_word(form, (len(form) - 1, tuple(found)))
+        self._empty = not entries
         if not self._empty:
             self._automaton.make_automaton()
+        self._acronyms = frozenset(term for term, _ in self.patterns if _ACRONYM.match(term))
 
-    def matches(self, text: str) -> dict[str, set[int]]:
-        """label -> start offsets (in the folded, space-normalized text) of matched words."""
-        found: dict[str, set[int]] = {}
+    def searchable(self, title: str, body: str) -> tuple[str, int]:
+        """The folded text that patterns are searched in, and where its title part ends.
+
+        Words are separated by one space, title and body by two, so no phrase spans them.
+        """
+        head = f" {self._fold(title)} "
+        return f"{head} {self._fold(body)} ", len(head)
+
+    def _fold(self, text: str) -> str:
+        if self._acronyms and _CAPITALS.search(text):
+            text = _CAPITALS.sub(self._mark, text)
+        return normalize_text(text)
+
+    def _mark(self, word: re.Match) -> str:
+        return word[0] + _MARK if word[0] in self._acronyms else word[0]
+
+    def find(self, text: str) -> dict[int, set[int]]:
+        """pattern id -> start offsets in `text` (from `searchable`) of the words it matched."""
+        hits: dict[int, set[int]] = {}
         if self._empty:
-            return found
-        text = " " + " ".join(_WORD.findall(fold(text))) + " "
-        for end, (length, labels) in self._automaton.iter(text):
-            for label in labels:
-                found.setdefault(label, set()).add(end - length)
-        return found
+            return hits
+        for end, (length, found) in self._automaton.iter(text):
+            suffix = text[end + 1:text.find(" ", end + 1)]
+            for pid, suffixes in found:
+                if suffix in suffixes:
+                    hits.setdefault(pid, set()).add(end - length + 1)
+        return hits
 
 
-_WORD = re.compile(r"[^\W_]+")
+# --- the gazetteer ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A person, place or organization: its tag ("org:isis"), display name and aliases."""
+
+    tag: str
+    name: str
+    aliases: tuple[str, ...]
+
+
+def gazetteer() -> dict[str, Entity]:
+    """tag -> Entity: countries, regions and cities from CLDR (Babel), then the shipped
+    feeds/data/gazetteer.tsv, whose rows add entities and aliases or drop them."""
+    return _gazetteer(resources.files("feeds").joinpath("data", GAZETTEER_FILE).read_text("utf-8"))
+
+
+@lru_cache(maxsize=4)
+def _gazetteer(table: str) -> dict[str, Entity]:
+    names: dict[str, list[str]] = {}
+    for tag, aliases in (*_cldr_places(), *_rows(table)):
+        known = names.setdefault(tag, [])
+        for alias in aliases:
+            if alias == "-":
+                known.clear()
+            elif alias.startswith("-"):
+                known[:] = [a for a in known if a != alias[1:]]
+            elif alias not in known:
+                known.append(alias)
+    return {tag: Entity(tag, aliases[0], tuple(aliases))
+            for tag, aliases in names.items() if aliases}
+
+
+def _rows(table: str) -> Iterable[tuple[str, list[str]]]:
+    """(tag, names) of each row: TAG <tab> name | alias | -dropped alias."""
+    for number, line in enumerate(table.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        row = line.split("\t")
+        if len(row) != 2 or row[0].split(":")[0] not in ENTITY_KINDS:
+            raise ValueError(f"{GAZETTEER_FILE} line {number}: write KIND:ID <tab> name | alias,"
+                             f" KIND one of {', '.join(ENTITY_KINDS)}; got {line!r}")
+        yield row[0].strip(), [a.strip() for a in row[1].split("|") if a.strip()]
+
+
+# CLDR territories that are no country or region (UN, EU are organizations in the TSV).
+_NOT_PLACES = {"UN", "EU", "EZ", "QO", "XA", "XB", "ZZ", "001"}
+
+
+@lru_cache(maxsize=1)
+def _cldr_places() -> tuple[tuple[str, list[str]], ...]:
+    """Countries, regions and time-zone cities named in Arabic, French and English (CLDR)."""
+    from babel import Locale
+
+    ar, fr, en = (Locale(code) for code in ("ar", "fr", "en"))
+    places = []
+    for code, english in en.territories.items():
+        if code not in _NOT_PLACES and code in ar.territories:
+            places.append((english, [ar.territories[code], fr.territories[code], english]))
+    for zone, names in ar.time_zones.items():
+        parts = zone.split("/")
+        if "city" in names and len(parts) == 2 and parts[0] not in ("Etc", "Antarctica"):
+            english = parts[1].replace("_", " ")
+            french = fr.time_zones.get(zone, {}).get("city", english)
+            places.append((english, [names["city"], french, english]))
+    return tuple((f"place:{_slug(english)}", aliases) for english, aliases in places)
+
+
+def _slug(text: str) -> str:
+    return "-".join(re.findall(r"[a-z0-9]+", normalize_text(text)))
+
+
+# --- topics ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TopicScore:
+    """How one topic fared on one article."""
+
+    slug: str
+    held: bool  # the rule holds
+    score: int
+    min_score: int
+
+    @property
+    def tagged(self) -> bool:
+        return self.held and self.score >= self.min_score
 
 
 class Tagger:
-    """Puts an article in every topic whose terms score at least the topic's `min_score`.
+    """Tags articles with the topics whose rules hold and score enough, and the entities found.
 
-    Score: TITLE_WEIGHT per matching word in the title, 1 per matching word in the body.
+    One Matcher holds every term of every rule and every alias of the gazetteer; a topic's
+    rule is evaluated only when one of its terms or entities was found.
     """
 
-    def __init__(self, topics: tuple[Topic, ...]):
+    def __init__(self, topics: tuple[Topic, ...], entities: dict[str, Entity] | None = None):
         self.topics = topics
-        terms: dict[str, list[str]] = {}
-        for topic in topics:
-            for term in topic.terms:
-                terms.setdefault(term, []).append(topic.slug)
-        self._matcher = TermMatcher(terms)
+        self.entities = gazetteer() if entities is None else entities
+        self._pids: dict[tuple[str, bool], int] = {}
+        self._entity_pids = {tag: [self._pid(a, True) for a in e.aliases]
+                             for tag, e in self.entities.items()}
+        self._alias_tag = {pid: tag for tag, pids in self._entity_pids.items() for pid in pids}
+        self._triggers: dict[int, set[int]] = {}  # pattern id -> topics it may tag
+        for index, topic in enumerate(topics):
+            set(self._leaf_pids(topic.rule))  # gives every term an id, those under `none` too
+            for pid in self._leaf_pids(topic.rule, positive=True):
+                self._triggers.setdefault(pid, set()).add(index)
+        self.matcher = Matcher(self._pids)
 
-    def scores(self, article: Article) -> dict[str, int]:
-        scores = dict.fromkeys((t.slug for t in self.topics), 0)
-        for text, weight in ((article.title, TITLE_WEIGHT), (plain_text(article.content_html), 1)):
-            for slug, words in self._matcher.matches(text).items():
-                scores[slug] += weight * len(words)
-        return scores
+    def _pid(self, term: str, name: bool) -> int:
+        return self._pids.setdefault((term, name), len(self._pids))
+
+    def _leaf_pids(self, node: str | EntityRef | Rule, positive: bool = False) -> Iterator[int]:
+        """The pattern ids under `node`; with `positive`, none of those under a `none`."""
+        if isinstance(node, str):
+            yield self._pid(node, False)
+        elif isinstance(node, EntityRef):
+            yield from self._entity_pids[node.tag]
+        elif not (positive and node.op == "none"):
+            for part in node.parts:
+                yield from self._leaf_pids(part, positive)
+
+    def find(self, article: Article) -> tuple[str, int, dict[int, set[int]]]:
+        """The searchable text, where its title ends, and pattern id -> word offsets."""
+        text, title_end = self.matcher.searchable(article.title, plain_text(article.content_html))
+        return text, title_end, self.matcher.find(text)
+
+    def evaluate(self, node: str | EntityRef | Rule, hits: dict[int, set[int]]) -> set[int] | None:
+        """The word offsets that count for `node`, or None when it does not hold."""
+        if isinstance(node, str):
+            return hits.get(self._pids[node, False])
+        if isinstance(node, EntityRef):
+            found = set().union(*(hits.get(pid, ()) for pid in self._entity_pids[node.tag]))
+            return found or None
+        results = [self.evaluate(part, hits) for part in node.parts]
+        held = [r for r in results if r is not None]
+        if node.op == "none":
+            return None if held else set()
+        if not held or (node.op == "all" and len(held) < len(results)):
+            return None
+        return set().union(*held)
+
+    def scores(self, article: Article) -> dict[str, TopicScore]:
+        """slug -> TopicScore of every topic one of whose terms or entities occurs."""
+        _, title_end, hits = self.find(article)
+        return self._scores(hits, title_end)
+
+    def _scores(self, hits: dict[int, set[int]], title_end: int) -> dict[str, TopicScore]:
+        touched = set().union(*(self._triggers.get(pid, ()) for pid in hits))
+        found = {}
+        for index in sorted(touched):
+            topic = self.topics[index]
+            words = self.evaluate(topic.rule, hits)
+            score = sum(TITLE_WEIGHT if s < title_end else 1 for s in words or ())
+            found[topic.slug] = TopicScore(topic.slug, words is not None, score, topic.min_score)
+        return found
+
+    def tags(self, article: Article) -> tuple[str, ...]:
+        """Topics (in config order, those the article named itself kept) then entity tags."""
+        _, title_end, hits = self.find(article)
+        scores = self._scores(hits, title_end)
+        topics = tuple(t.slug for t in self.topics if t.slug in article.topics
+                       or (t.slug in scores and scores[t.slug].tagged))
+        return topics + tuple(sorted({self._alias_tag[p] for p in hits if p in self._alias_tag}))
 
     def tag(self, article: Article) -> Article:
-        """`article` with its topics: those it named itself plus those its text earns."""
-        scores = self.scores(article)
-        chosen = tuple(
-            t.slug for t in self.topics
-            if t.slug in article.topics or scores[t.slug] >= t.min_score
-        )
-        return article.with_topics(chosen)
+        """`article` with its tags: its own topics, those its text earns, its entities."""
+        return article.with_topics(self.tags(article))
+
+    # -- explain ----------------------------------------------------------------------------
+
+    def explain(self, article: Article) -> list[str]:
+        """Lines saying, per topic, which rule parts matched which words, and the score;
+        then each entity found and where."""
+        text, title_end, hits = self.find(article)
+        scores = self._scores(hits, title_end)
+        lines = [f"topics (score: {TITLE_WEIGHT} per word found in the title, 1 in the body)"]
+        for topic in self.topics:
+            found = scores.get(topic.slug, TopicScore(topic.slug, False, 0, topic.min_score))
+            named = topic.slug in article.topics
+            verdict = "tagged" if found.tagged or named else "not tagged"
+            lines.append(f"  {topic.slug}: {verdict}{' (named by its source)' if named else ''}"
+                         f" - rule {'holds' if found.held else 'does not hold'}, "
+                         f"score {found.score}, min_score {found.min_score}")
+            lines += self._explain_rule(topic.rule, hits, (text, title_end), "    ")
+        entity_pids: dict[str, list[int]] = {}
+        for pid in sorted(hits):
+            if pid in self._alias_tag:
+                entity_pids.setdefault(self._alias_tag[pid], []).append(pid)
+        lines.append(f"entities ({len(entity_pids)})")
+        for tag in sorted(entity_pids):
+            where = self._where(entity_pids[tag], hits, (text, title_end))
+            lines.append(f"  {tag} ({self.entities[tag].name}): {where}")
+        return lines
+
+    def _explain_rule(self, rule: Rule, hits: dict[int, set[int]], text: tuple[str, int],
+                      indent: str) -> list[str]:
+        held = self.evaluate(rule, hits) is not None
+        lines = [f"{indent}{rule.op}: {'holds' if held else 'does not hold'}"]
+        missing = 0
+        for part in rule.parts:
+            if isinstance(part, Rule):
+                lines += self._explain_rule(part, hits, text, indent + "  ")
+                continue
+            pids = ([self._pids[part, False]] if isinstance(part, str)
+                    else self._entity_pids[part.tag])
+            if not any(pid in hits for pid in pids):
+                missing += 1
+                continue
+            label = repr(part) if isinstance(part, str) else f"entity {part.tag}"
+            lines.append(f"{indent}  {label}: {self._where(pids, hits, text)}")
+        if missing:
+            lines.append(f"{indent}  ({missing} other part{'s' if missing > 1 else ''} "
+                         "not found)")
+        return lines
+
+    def _where(self, pids: list[int], hits: dict[int, set[int]], text: tuple[str, int]) -> str:
+        """"title: word; body: word x3, other" for the words these patterns matched."""
+        folded, title_end = text
+        places: dict[str, dict[str, int]] = {"title": {}, "body": {}}
+        for pid in pids:
+            size = len(self.matcher.patterns[pid][0].split())
+            for start in hits.get(pid, ()):
+                words = " ".join(folded[start:].split(" ", size)[:size]).replace(_MARK, "")
+                counts = places["title" if start < title_end else "body"]
+                counts[words] = counts.get(words, 0) + 1
+        return "; ".join(
+            f"{place}: " + ", ".join(w + (f" x{n}" if n > 1 else "") for w, n in counts.items())
+            for place, counts in places.items() if counts)

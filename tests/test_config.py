@@ -3,6 +3,7 @@
 import pytest
 
 from feeds.config import ConfigError, load_settings, parse_settings
+from feeds.model import EntityRef, Rule
 
 REQUIRED_TOPICS = ["security", "terrorism", "morocco", "international", "economy", "sports"]
 TOPIC = '[[topics]]\nslug = "{slug}"\ntitle = {{ ar = "موضوع" }}\nterms = ["كلمة"]\n'
@@ -37,10 +38,9 @@ def test_default_is_arabic_first(default):
         assert next(iter(topic.descriptions)) == "ar"
 
 
-def test_default_topics_have_terms_and_titles(default):
+def test_default_topics_have_rules_and_titles(default):
     for topic in default.topics:
-        assert topic.terms
-        assert all(term.strip() == term and term for term in topic.terms)
+        assert topic.rule.op == "any" and topic.rule.parts
         assert topic.title == topic.titles["ar"]
 
 
@@ -52,7 +52,7 @@ def test_default_server_and_publish_values(default):
 def test_minimal_config_parses():
     settings = parse_settings(TOPIC.format(slug="news"), "test.toml")
     assert [t.slug for t in settings.topics] == ["news"]
-    assert settings.topics[0].terms == ("كلمة",)
+    assert settings.topics[0].rule == Rule("any", ("كلمة",))
     assert settings.topics[0].min_score == 2
 
 
@@ -67,8 +67,8 @@ def test_minimal_config_parses():
         (TOPIC.format(slug="news") + TOPIC.format(slug="news"), "topics[1].slug", "unique"),
         ('[[topics]]\nslug = "news"\ntitle = "أخبار"\nterms = []\n', "topics[0].terms",
          "non-empty"),
-        ('[[topics]]\nslug = "news"\ntitle = "أخبار"\nterms = ["  "]\n', "topics[0].terms",
-         "non-empty"),
+        ('[[topics]]\nslug = "news"\ntitle = "أخبار"\nterms = ["  "]\n', "topics[0].terms[0]",
+         "word or phrase"),
         ('[server]\nport = "x"\n', "server.port", "whole number"),
         ("[publish]\nitems_per_feed = -5\n", "publish.items_per_feed", "positive"),
     ],
@@ -102,3 +102,40 @@ def test_load_settings_reads_a_file(tmp_path):
     settings = load_settings(path)
     assert settings.port == 9090
     assert settings.source == str(path)
+
+
+# --- topic rules ------------------------------------------------------------------------
+
+RULE_TOPIC = '[[topics]]\nslug = "news"\ntitle = "أخبار"\n{rule}\n'
+
+
+def test_a_rule_nests_any_all_none_and_entities():
+    rule = ('rule = { any = ["الإرهاب", { entity = "org:isis" }, { all = ["خلية", "تفكيك"] }],'
+            ' none = ["حرب النجوم"] }')
+    (topic,) = parse_settings(RULE_TOPIC.format(rule=rule), "test.toml").topics
+    assert topic.rule == Rule("all", (
+        Rule("any", ("الإرهاب", EntityRef("org:isis"), Rule("all", ("خلية", "تفكيك")))),
+        Rule("none", ("حرب النجوم",)),
+    ))
+
+
+@pytest.mark.parametrize(
+    ("rule", "path", "problem"),
+    [
+        ('rule = { anyy = ["a"] }', "topics[0].rule", "unknown key(s) anyy"),
+        ("rule = {}", "topics[0].rule", "empty"),
+        ('rule = { any = [] }', "topics[0].rule.any", "non-empty array"),
+        ('rule = { none = ["a"] }', "topics[0].rule", "add any"),
+        ('rule = { any = ["a", { all = [3] }] }', "topics[0].rule.any[1].all[0]", "word or phrase"),
+        ('rule = { any = [{ entity = "org:isiss" }] }', "topics[0].rule.any[0].entity",
+         "org:isis"),
+        ('rule = { any = ["a"] }\nterms = ["b"]', "topics[0].rule", "either"),
+        ('title_ = 1', "topics[0].rule", "either"),
+    ],
+    ids=["unknown-key", "empty-rule", "empty-any", "only-none", "bad-part", "unknown-entity",
+         "rule-and-terms", "neither"],
+)
+def test_rule_errors_name_the_path_and_the_fix(rule, path, problem):
+    message = _error(RULE_TOPIC.format(rule=rule))
+    assert f"test.toml: {path}:" in message
+    assert problem in message
