@@ -15,9 +15,16 @@ from feeds import __version__
 from feeds.clusters import explain_pair
 from feeds.config import ConfigError, Settings, load_settings, source_name
 from feeds.model import Article, Source
-from feeds.pipeline import build_documents, ingest_seeds, write_documents
+from feeds.pipeline import (
+    build_documents,
+    ingest_seeds,
+    named_topics,
+    retag_stored,
+    write_documents,
+)
 from feeds.polling import check_source, make_fetcher, poll_all, sync_config_sources
 from feeds.publish import feed_path, sources_opml
+from feeds.tagging import Tagger
 from storage import Storage, StorageError
 
 LOCAL_CONFIG = Path("nashra.toml")
@@ -76,6 +83,8 @@ def cli(config_path: str | None, verbose: int, quiet: bool) -> None:
       nashra articles       the newest articles, one line each
       nashra sources ...    feed sources: add, list, check, remove, import, export
       nashra dedupe ...     duplicates: explain A B, split ARTICLE
+      nashra tag explain A  why an article has its topics and entities
+      nashra retag          apply changed topic rules to stored articles
     """
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr,
@@ -200,6 +209,36 @@ def dedupe_split(settings: Settings, storage: Storage, article: str) -> None:
     documents = build_documents(settings, storage)
     click.echo(f"{found.id} now stands alone; {len(documents)} documents rebuilt "
                f"(topics: {', '.join(sorted(topics)) or 'none'})")
+
+
+@cli.group()
+def tag() -> None:
+    """Topic rules and entities: why an article has its tags.
+
+    ARTICLE is an id, or its first 8 characters as `nashra articles` prints them.
+    """
+
+
+@tag.command("explain")
+@click.argument("article")
+@with_settings
+def tag_explain(settings: Settings, storage: Storage, article: str) -> None:
+    """Which rule parts and entities matched ARTICLE (title or body, which words), the scores."""
+    found = _stored(storage, article)
+    sources = {s.name: s.topics for s in storage.sources()}
+    click.echo(f"{found.id}  {found.source}  {found.title}")
+    click.echo(f"stored tags: {' '.join(found.topics) or '-'}")
+    click.echo("")
+    named = found.with_topics(named_topics(settings, sources, found))
+    for line in Tagger(settings.topics).explain(named):
+        click.echo(line)
+
+
+@cli.command()
+@with_settings
+def retag(settings: Settings, storage: Storage) -> None:
+    """Apply the current topic rules and gazetteer to every stored article; rebuild the feeds."""
+    click.echo(str(retag_stored(settings, storage)))
 
 
 @cli.group()

@@ -6,7 +6,7 @@ These functions only call the stages in order; the scheduler and the CLI call th
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -19,7 +19,14 @@ from feeds.clusters import deduper_for, forget_deduper
 from feeds.config import Settings
 from feeds.model import Article, Document
 from feeds.publish import build_index, build_opml, build_topic, feed_path, topic_fingerprint
-from feeds.seedfiles import SEED_SOURCE, SeedProblem, scan_folder
+from feeds.seedfiles import (
+    SEED_SOURCE,
+    SeedError,
+    SeedProblem,
+    read_seed,
+    scan_folder,
+    seed_article,
+)
 from feeds.tagging import Tagger
 from storage import Storage
 
@@ -117,6 +124,57 @@ def ingest_seeds(settings: Settings, storage: Storage, progress: bool = False) -
     store(settings, storage, prepared(), report, kind="seeds")
     log.info("%s", report)
     return report
+
+
+@dataclass
+class RetagReport:
+    """What `retag` did."""
+
+    checked: int = 0
+    changed: int = 0  # articles whose own tags changed
+    tags: set[str] = field(default_factory=set)  # topics and entities whose articles changed
+    documents: int = 0  # documents rebuilt
+
+    def __str__(self) -> str:
+        topics = sorted(t for t in self.tags if ":" not in t)
+        return (f"{self.checked} articles checked, {self.changed} retagged; topics changed: "
+                f"{', '.join(topics) or 'none'}; {self.documents} documents rebuilt")
+
+
+def retag_stored(settings: Settings, storage: Storage, batch_size: int = 500) -> RetagReport:
+    """Re-apply the current rules and gazetteer to every stored article, store the tags that
+    changed, and rebuild the feeds they touch.
+
+    Topics an article was given by its source ([[sources]] topics, a seed's front matter)
+    are kept, as at ingest.
+    """
+    tagger = Tagger(settings.topics)
+    source_topics = {s.name: s.topics for s in storage.sources()}
+    report, changes = RetagReport(), {}
+    for article in storage.articles_with_own_tags():
+        report.checked += 1
+        tags = tagger.tags(article.with_topics(named_topics(settings, source_topics, article)))
+        if set(tags) != set(article.topics):
+            changes[article.id] = tags
+    ids = list(changes)
+    for start in range(0, len(ids), batch_size):
+        report.tags |= storage.replace_tags({i: changes[i] for i in ids[start:start + batch_size]})
+    report.changed = len(changes)
+    report.documents = len(build_documents(settings, storage))
+    return report
+
+
+def named_topics(settings: Settings, source_topics: Mapping[str, tuple[str, ...]],
+                 article: Article) -> tuple[str, ...]:
+    """The topics a stored article was given by its source: the [[sources]] topics of its
+    feed, or its seed's front matter (read again, while the file is there)."""
+    if article.source != SEED_SOURCE:
+        return source_topics.get(article.source, ())
+    try:
+        seed = read_seed(settings.seeds_dir / article.key, article.key, settings.max_seed_bytes)
+        return () if seed.page is not None else seed_article(seed).topics
+    except (OSError, SeedError):
+        return ()
 
 
 def build_documents(settings: Settings, storage: Storage, force: bool = False) -> list[Document]:

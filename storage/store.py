@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -244,6 +244,44 @@ class Storage:
                  .order_by(articles.c.published, articles.c.id))
         with self.engine.connect() as conn:
             return [_article(row) for row in conn.execute(query)]
+
+    def articles_with_own_tags(self, batch: int = 500) -> Iterator[Article]:
+        """Every stored article, its `topics` only its own tags (not its cluster's): retagging."""
+        own = article_topics.alias("own")
+        tags = (sa.select(sa.func.aggregate_strings(own.c.topic, " "))
+                .where(own.c.article_id == articles.c.id, own.c.via.is_(None))
+                .scalar_subquery().label("topics"))
+        query = sa.select(*(articles.c[n] for n in _ARTICLE_COLUMNS), tags).order_by(articles.c.id)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=batch).execute(query):
+                yield _article(row)
+
+    def replace_tags(self, tags: Mapping[str, Sequence[str]]) -> set[str]:
+        """Give each article in `tags` exactly these own tags; the tags whose articles changed.
+
+        Their clusters then get their members' tags again (rows `via` a member), so a topic
+        feed still finds each cluster through any member's tags.
+        """
+        ids = list(tags)
+        if not ids:
+            return set()
+        with self.engine.begin() as conn:
+            roots = set(conn.execute(
+                sa.select(sa.func.coalesce(articles.c.duplicate_of, articles.c.id))
+                .where(articles.c.id.in_(ids))).scalars())
+            rows_of = (sa.select(article_topics.c.article_id, article_topics.c.topic)
+                       .where(article_topics.c.article_id.in_(roots | set(ids))))
+            before = set(conn.execute(rows_of).all())
+            conn.execute(article_topics.delete().where(article_topics.c.article_id.in_(ids)))
+            published = dict(conn.execute(sa.select(articles.c.id, articles.c.published)
+                                          .where(articles.c.id.in_(ids))).all())
+            rows = [{"article_id": i, "topic": t, "published": published[i]}
+                    for i, own in tags.items() for t in dict.fromkeys(own)]
+            if rows:
+                conn.execute(article_topics.insert(), rows)
+            self._cluster_topics(conn, roots)
+            after = set(conn.execute(rows_of).all())
+        return {topic for _, topic in before ^ after}
 
     # -- dedupe -----------------------------------------------------------------------------
 
