@@ -11,6 +11,7 @@ Every entity found becomes a tag of its own (`person:...`, `place:...`, `org:...
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -43,8 +44,10 @@ _NO_SUFFIX = frozenset({""})
 # A term written in capitals (UN, ISIS, DGSN) matches only in capitals: "un" is French.
 # Those words are marked in the text before folding, with a letter no text uses.
 _ACRONYM = re.compile(r"^[A-Z][A-Z0-9]+$")
-_CAPITALS = re.compile(r"\b[A-Z][A-Z0-9]+\b")
+_CAPITALS = re.compile(r"[A-Z][A-Z0-9]+")  # \b would cost 4x the scan on Arabic text
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]")
 _MARK = "\u0800"
+_TITLE_END = "\u0801"
 
 
 def _is_arabic(char: str) -> bool:
@@ -84,7 +87,8 @@ class Matcher:
     """Finds patterns (terms or names) as whole words in one Aho-Corasick pass.
 
     The automaton holds " " + prefix + core for every allowed prefix, so a hit starts at
-    a word boundary; what follows the core up to the next space must be an allowed suffix
+    a word boundary. A form that takes no suffix ends with a space too, so a hit is a
+    match; after any other, what follows up to the next space must be an allowed suffix
     ("فاس" does not match "فاسد", "الأمن" matches "والأمنية" and not "الثامن").
     """
 
@@ -94,12 +98,16 @@ class Matcher:
         for pid, (term, name) in enumerate(patterns):
             self.patterns.append((term, name))
             for form, suffixes in forms(term, name):
+                if suffixes is _NO_SUFFIX:
+                    form += " "
                 entries.setdefault(form, []).append((pid, suffixes))
         self._automaton = ahocorasick.Automaton()
         for form, found in entries.items():
-            self._automaton.add_word(form, (len(form) - 1, tuple(found)))
-        self._empty = not entries
-        if not self._empty:
+            pids, suffixes = zip(*found, strict=True)
+            whole = form.endswith(" ")
+            self._automaton.add_word(form, (len(form) - 2, pids, None if whole else suffixes))
+        self._forms = len(entries)
+        if self._forms:
             self._automaton.make_automaton()
         self._acronyms = frozenset(term for term, _ in self.patterns if _ACRONYM.match(term))
 
@@ -107,28 +115,31 @@ class Matcher:
         """The folded text that patterns are searched in, and where its title part ends.
 
         Words are separated by one space, title and body by two, so no phrase spans them.
+        Both are folded in one call, the title marked off by a letter no text uses.
         """
-        head = f" {self._fold(title)} "
-        return f"{head} {self._fold(body)} ", len(head)
-
-    def _fold(self, text: str) -> str:
-        if self._acronyms and _CAPITALS.search(text):
+        text = f"{title} {_TITLE_END} {body}"
+        if self._acronyms:
             text = _CAPITALS.sub(self._mark, text)
-        return normalize_text(text)
+        head, _, rest = normalize_text(text).partition(_TITLE_END)
+        return f" {head}  {rest} ", len(head) + 2
 
     def _mark(self, word: re.Match) -> str:
-        return word[0] + _MARK if word[0] in self._acronyms else word[0]
+        """A known acronym that stands alone, marked."""
+        text, start, end = word.string, word.start(), word.end()
+        alone = not (start and _ASCII_WORD.match(text, start - 1)) and not _ASCII_WORD.match(
+            text, end)
+        return word[0] + _MARK if alone and word[0] in self._acronyms else word[0]
 
-    def find(self, text: str) -> dict[int, set[int]]:
+    def find(self, text: str) -> dict[int, list[int]]:
         """pattern id -> start offsets in `text` (from `searchable`) of the words it matched."""
-        hits: dict[int, set[int]] = {}
-        if self._empty:
-            return hits
-        for end, (length, found) in self._automaton.iter(text):
-            suffix = text[end + 1:text.find(" ", end + 1)]
-            for pid, suffixes in found:
-                if suffix in suffixes:
-                    hits.setdefault(pid, set()).add(end - length + 1)
+        hits: defaultdict[int, list[int]] = defaultdict(list)
+        for end, (offset, pids, suffixes) in self._automaton.iter(text) if self._forms else ():
+            if suffixes is not None and text[end + 1] != " ":  # a suffix: is it allowed?
+                suffix = text[end + 1:text.find(" ", end + 1)]
+                pids = [pid for pid, allowed in zip(pids, suffixes, strict=True)
+                        if suffix in allowed]
+            for pid in pids:
+                hits[pid].append(end - offset)
         return hits
 
 
@@ -222,6 +233,19 @@ class TopicScore:
         return self.held and self.score >= self.min_score
 
 
+# A rule over pattern ids: a set of ids (any of them found) or (op, parts).
+Compiled = frozenset[int] | tuple[str, tuple["Compiled", ...]]
+
+
+def _triggering(node: Compiled) -> Iterator[int]:
+    """The ids whose finding may make `node` hold: all but those under a `none`."""
+    if isinstance(node, frozenset):
+        yield from node
+    elif node[0] != "none":
+        for part in node[1]:
+            yield from _triggering(part)
+
+
 class Tagger:
     """Tags articles with the topics whose rules hold and score enough, and the entities found.
 
@@ -236,68 +260,95 @@ class Tagger:
         self._entity_pids = {tag: [self._pid(a, True) for a in e.aliases]
                              for tag, e in self.entities.items()}
         self._alias_tag = {pid: tag for tag, pids in self._entity_pids.items() for pid in pids}
+        self._rules = [self._compile(topic.rule) for topic in topics]
+        self._index = {topic.slug: index for index, topic in enumerate(topics)}
         self._triggers: dict[int, set[int]] = {}  # pattern id -> topics it may tag
-        for index, topic in enumerate(topics):
-            set(self._leaf_pids(topic.rule))  # gives every term an id, those under `none` too
-            for pid in self._leaf_pids(topic.rule, positive=True):
+        for index, rule in enumerate(self._rules):
+            for pid in _triggering(rule):
                 self._triggers.setdefault(pid, set()).add(index)
         self.matcher = Matcher(self._pids)
 
     def _pid(self, term: str, name: bool) -> int:
         return self._pids.setdefault((term, name), len(self._pids))
 
-    def _leaf_pids(self, node: str | EntityRef | Rule, positive: bool = False) -> Iterator[int]:
-        """The pattern ids under `node`; with `positive`, none of those under a `none`."""
+    def _compile(self, node: str | EntityRef | Rule) -> Compiled:
+        """`node` over pattern ids; the terms and entities directly under an `any` or a `none`
+        become one set of ids, as any of them will do (or undo)."""
         if isinstance(node, str):
-            yield self._pid(node, False)
-        elif isinstance(node, EntityRef):
-            yield from self._entity_pids[node.tag]
-        elif not (positive and node.op == "none"):
-            for part in node.parts:
-                yield from self._leaf_pids(part, positive)
+            return frozenset({self._pid(node, False)})
+        if isinstance(node, EntityRef):
+            return frozenset(self._entity_pids[node.tag])
+        parts = [self._compile(part) for part in node.parts]
+        if node.op != "all":  # any (or none) of several leaves: one leaf of all their ids
+            leaves = [p for p in parts if isinstance(p, frozenset)]
+            parts = [p for p in parts if not isinstance(p, frozenset)]
+            if leaves:
+                parts.insert(0, frozenset().union(*leaves))
+            if len(parts) == 1 and node.op == "any":
+                return parts[0]
+        return node.op, tuple(parts)
 
-    def find(self, article: Article) -> tuple[str, int, dict[int, set[int]]]:
+    def find(self, article: Article) -> tuple[str, int, dict[int, list[int]]]:
         """The searchable text, where its title ends, and pattern id -> word offsets."""
         text, title_end = self.matcher.searchable(article.title, plain_text(article.content_html))
         return text, title_end, self.matcher.find(text)
 
-    def evaluate(self, node: str | EntityRef | Rule, hits: dict[int, set[int]]) -> set[int] | None:
+    def evaluate(self, node: Compiled, hits: dict[int, list[int]]) -> set[int] | None:
         """The word offsets that count for `node`, or None when it does not hold."""
-        if isinstance(node, str):
-            return hits.get(self._pids[node, False])
-        if isinstance(node, EntityRef):
-            found = set().union(*(hits.get(pid, ()) for pid in self._entity_pids[node.tag]))
-            return found or None
-        results = [self.evaluate(part, hits) for part in node.parts]
-        held = [r for r in results if r is not None]
-        if node.op == "none":
-            return None if held else set()
-        if not held or (node.op == "all" and len(held) < len(results)):
-            return None
-        return set().union(*held)
+        if isinstance(node, frozenset):
+            found = node.intersection(hits)
+            return set().union(*(hits[pid] for pid in found)) if found else None
+        op, parts = node
+        words: set[int] | None = None
+        for part in parts:
+            found = self.evaluate(part, hits)
+            if found is None:
+                if op == "all":
+                    return None
+            elif op == "none":
+                return None
+            else:
+                words = found if words is None else words | found
+        return set() if op == "none" else words
+
+    def _evaluated(self, hits: dict[int, list[int]], title_end: int, prune: bool = False
+                   ) -> Iterator[tuple[int, set[int] | None, int]]:
+        """(topic index, the words that count or None, score) of each topic a hit may tag.
+
+        With `prune`, topics that could not reach their min_score even if every word found
+        counted (in the title, at that) are left out: most topics a hit touches.
+        """
+        bounds: dict[int, int] = {}
+        for pid in self._triggers.keys() & hits.keys():
+            words = hits[pid]
+            weight = len(words) * (TITLE_WEIGHT if min(words) < title_end else 1)
+            for index in self._triggers[pid]:
+                bounds[index] = bounds.get(index, 0) + weight
+        for index in sorted(bounds):
+            if prune and bounds[index] < self.topics[index].min_score:
+                continue
+            words = self.evaluate(self._rules[index], hits)
+            title_words = sum(1 for start in words if start < title_end) if words else 0
+            yield index, words, len(words or ()) + (TITLE_WEIGHT - 1) * title_words
 
     def scores(self, article: Article) -> dict[str, TopicScore]:
         """slug -> TopicScore of every topic one of whose terms or entities occurs."""
         _, title_end, hits = self.find(article)
         return self._scores(hits, title_end)
 
-    def _scores(self, hits: dict[int, set[int]], title_end: int) -> dict[str, TopicScore]:
-        touched = set().union(*(self._triggers.get(pid, ()) for pid in hits))
-        found = {}
-        for index in sorted(touched):
-            topic = self.topics[index]
-            words = self.evaluate(topic.rule, hits)
-            score = sum(TITLE_WEIGHT if s < title_end else 1 for s in words or ())
-            found[topic.slug] = TopicScore(topic.slug, words is not None, score, topic.min_score)
-        return found
+    def _scores(self, hits: dict[int, list[int]], title_end: int) -> dict[str, TopicScore]:
+        return {self.topics[i].slug: TopicScore(self.topics[i].slug, words is not None, score,
+                                                self.topics[i].min_score)
+                for i, words, score in self._evaluated(hits, title_end)}
 
     def tags(self, article: Article) -> tuple[str, ...]:
         """Topics (in config order, those the article named itself kept) then entity tags."""
         _, title_end, hits = self.find(article)
-        scores = self._scores(hits, title_end)
-        topics = tuple(t.slug for t in self.topics if t.slug in article.topics
-                       or (t.slug in scores and scores[t.slug].tagged))
-        return topics + tuple(sorted({self._alias_tag[p] for p in hits if p in self._alias_tag}))
+        chosen = {i for i, words, score in self._evaluated(hits, title_end, prune=True)
+                  if words is not None and score >= self.topics[i].min_score}
+        chosen.update(self._index[slug] for slug in article.topics if slug in self._index)
+        entities = {self._alias_tag[pid] for pid in self._alias_tag.keys() & hits.keys()}
+        return tuple(self.topics[i].slug for i in sorted(chosen)) + tuple(sorted(entities))
 
     def tag(self, article: Article) -> Article:
         """`article` with its tags: its own topics, those its text earns, its entities."""
@@ -329,9 +380,9 @@ class Tagger:
             lines.append(f"  {tag} ({self.entities[tag].name}): {where}")
         return lines
 
-    def _explain_rule(self, rule: Rule, hits: dict[int, set[int]], text: tuple[str, int],
+    def _explain_rule(self, rule: Rule, hits: dict[int, list[int]], text: tuple[str, int],
                       indent: str) -> list[str]:
-        held = self.evaluate(rule, hits) is not None
+        held = self.evaluate(self._compile(rule), hits) is not None
         lines = [f"{indent}{rule.op}: {'holds' if held else 'does not hold'}"]
         missing = 0
         for part in rule.parts:
@@ -350,7 +401,7 @@ class Tagger:
                          "not found)")
         return lines
 
-    def _where(self, pids: list[int], hits: dict[int, set[int]], text: tuple[str, int]) -> str:
+    def _where(self, pids: list[int], hits: dict[int, list[int]], text: tuple[str, int]) -> str:
         """"title: word; body: word x3, other" for the words these patterns matched."""
         folded, title_end = text
         places: dict[str, dict[str, int]] = {"title": {}, "body": {}}
