@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-import zlib
 from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -93,13 +92,51 @@ def canonical_url(url: str) -> str:
 
 # --- Text -------------------------------------------------------------------------------
 
-# Punctuation, one str.replace each: on Arabic text 3-7x faster than a regex or translate.
-_PUNCTUATION = tuple(
-    "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~،؛؟٪٫٬٭۔«»¡¿·—–‐‑‒―‘’‚‛“”„‟…‹›•′″﴾﴿、。"
-)
-# UTF-8 lead bytes of U+00C0-U+024F: accented Latin letters (never Arabic continuation bytes).
-_LATIN_LEADS = tuple(bytes([lead]) for lead in range(0xC3, 0xCA))
+_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~،؛؟٪٫٬٭۔«»¡¿·—–‐‑‒―‘’‚‛“”„‟…‹›•′″﴾﴿、。"
+# Whether a code point belongs to a word: not punctuation, nor anything str.split() splits
+# on. Indexed with the code point clipped to the BMP (the last entry, a letter, stands for
+# the astral planes).
+_IN_WORD = np.ones(0x10000, dtype=bool)
+_IN_WORD[[ord(mark) for mark in _PUNCTUATION]] = False
+_IN_WORD[[code for code in range(0x10000) if chr(code).isspace()]] = False
 _COMBINING = re.compile("[\u0300-\u036f]")
+
+
+class _Text:
+    """A text folded for comparison, its words as spans of one code point array.
+
+    Words stay spans: making a str for each of an article's 300 words, then hashing each
+    in Python, cost more than all the rest of the normalization.
+    """
+
+    __slots__ = ("codes", "ends", "in_word", "starts")
+
+    def __init__(self, text: str, folded: bool = False) -> None:
+        if not folded:
+            text = fold(text)
+        codes = _code_points(text)
+        if not folded and ((codes - 0xC0) < 0x1C0).any():  # Latin letters U+00C0-U+027F
+            codes = _code_points(_COMBINING.sub("", unicodedata.normalize("NFKD", text)))
+        self.codes = codes
+        self.in_word = np.zeros(len(codes) + 2, dtype=bool)  # padded: a word ends at each edge
+        _IN_WORD.take(codes, out=self.in_word[1:-1], mode="clip")
+        edges = np.flatnonzero(self.in_word[1:] != self.in_word[:-1])
+        self.starts, self.ends = edges[::2], edges[1::2]
+
+    def normal(self) -> str:
+        """The words separated by one space."""
+        keep = self.in_word[1:-1].copy()
+        keep[self.ends[:-1]] = True  # the first separator after every word but the last
+        spaced = np.where(self.in_word[1:-1], self.codes, np.uint32(32))
+        return spaced[keep].tobytes().decode("utf-32-le")
+
+    def shingles(self) -> np.ndarray:
+        """The distinct 64-bit hashes of the 3-word shingles."""
+        return _shingles(_word_hashes(self.codes, self.starts, self.ends))
+
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 
 def normalize_text(text: str) -> str:
@@ -109,24 +146,16 @@ def normalize_text(text: str) -> str:
     hamza carriers, Arabic-Indic and Persian digits); French and English lose case and
     accents; every run of punctuation and space becomes one space.
     """
-    return " ".join(_words(text))
+    return _Text(text).normal()
 
 
-def _words(text: str) -> list[str]:
-    text = fold(text)
-    data = text.encode()
-    if any(lead in data for lead in _LATIN_LEADS):
-        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
-    for mark in _PUNCTUATION:
-        if mark in text:
-            text = text.replace(mark, " ")
-    return text.split()
+def _fingerprint(normal: str) -> str:
+    return hashlib.blake2b(normal.encode(), digest_size=16).hexdigest() if normal else ""
 
 
 def text_fingerprint(text: str) -> str:
     """The exact-duplicate key: 128-bit BLAKE2b of the normalized text, hex ("" if empty)."""
-    normal = normalize_text(text)
-    return hashlib.blake2b(normal.encode(), digest_size=16).hexdigest() if normal else ""
+    return _fingerprint(normalize_text(text))
 
 
 # --- Signatures -------------------------------------------------------------------------
@@ -140,32 +169,43 @@ _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dt
 _BAND_SALT = _rng.integers(0, 2**63, PERMUTATIONS, dtype=np.uint64)
 _SHIFT29, _SHIFT32 = np.uint64(29), np.uint64(32)
 _EMPTY = np.uint32(0xFFFFFFFF)
-_word_hashes: dict[str, int] = {}
-_WORD_CACHE_MAX = 500_000
+_BASE = 0x100000001B3  # the polynomial word hash's: odd, so invertible modulo 2^64
+_INVERSE = pow(_BASE, -1, 2**64)
 
 
-def _word_hash(word: str) -> int:
-    """A stable 32-bit hash of one word (crc32), cached: news reuses a small vocabulary."""
-    value = _word_hashes.get(word)
-    if value is None:
-        if len(_word_hashes) >= _WORD_CACHE_MAX:
-            _word_hashes.clear()
-        value = _word_hashes[word] = zlib.crc32(word.encode())
-    return value
+def _powers(base: int, n: int) -> np.ndarray:
+    """base^0 .. base^(n-1) modulo 2^64."""
+    powers = np.full(n, base, dtype=np.uint64)
+    powers[0] = 1
+    return np.cumprod(powers, out=powers)
+
+
+# Kept for texts up to 64K characters (1 MB); a longer one gets its own.
+_UP = _powers(_BASE, 1 << 16)
+_DOWN = _powers(_INVERSE, 1 << 16)
+
+
+def _word_hashes(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Each word's polynomial hash modulo 2^64: one prefix sum over the text, differences.
+
+    The hash of codes c_s..c_e-1 is sum (c_i + 1) base^(i-s): the same wherever the word is.
+    """
+    n = len(codes)
+    up, down = (_UP, _DOWN) if n <= len(_UP) else (_powers(_BASE, n), _powers(_INVERSE, n))
+    prefix = np.zeros(n + 1, dtype=np.uint64)
+    np.cumsum((codes + np.uint64(1)) * up[:n], out=prefix[1:])  # wraps around: that is the modulo
+    return (prefix[ends] - prefix[starts]) * down[starts]
 
 
 def shingle_hashes(normal: str) -> np.ndarray:
     """The distinct 64-bit hashes of the 3-word shingles of normalized text, all at once."""
-    return _hashes_of_words(normal.split())
+    return _Text(normal, folded=True).shingles()
 
 
-def _hashes_of_words(words: list[str]) -> np.ndarray:
-    if not words:
+def _shingles(h: np.ndarray) -> np.ndarray:
+    """The distinct hashes of the 3-word shingles, from the words' hashes, sorted."""
+    if not len(h):
         return np.empty(0, dtype=np.uint64)
-    try:
-        h = np.fromiter(map(_word_hashes.__getitem__, words), np.uint64, count=len(words))
-    except KeyError:  # a word not seen yet: hash the new ones, then the fast path again
-        h = np.fromiter(map(_word_hash, words), np.uint64, count=len(words))
     n = max(len(h) - SHINGLE_WORDS + 1, 1)
     mixed = h[:n] * _MIX[0]  # uint64 arrays wrap around silently: that is the hash
     for i in range(1, min(SHINGLE_WORDS, len(h))):
@@ -475,11 +515,9 @@ class Prepared:
 
 def prepare(url: str | None, text: str) -> Prepared:
     """The canonical URL, the exact fingerprint and the signature of one article."""
-    words = _words(text)
-    normal = " ".join(words)
-    fingerprint = hashlib.blake2b(normal.encode(), digest_size=16).hexdigest() if normal else ""
-    return Prepared(canonical_url(url) if url else "", fingerprint,
-                    signature_of_hashes(_hashes_of_words(words)))
+    folded = _Text(text)
+    return Prepared(canonical_url(url) if url else "", _fingerprint(folded.normal()),
+                    signature_of_hashes(folded.shingles()))
 
 
 def decide(
