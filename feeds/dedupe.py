@@ -323,8 +323,10 @@ class NearDuplicateIndex:
     Memory is bounded by `window` (and `max_articles`, oldest out first). Signatures live in
     one uint32 matrix. The band keys of all articles sit in one sorted uint64 array with
     their slots (12 bytes a band, where a dict costs ~80), found with `searchsorted`;
-    the newest articles' keys wait in a small dict until `merge_every` of them are merged
-    in. A removed article's slot is reused only after a merge has purged its keys.
+    the newest articles' keys wait in a small dict until `merge_every` of them, or a
+    sixteenth of the index if more, are merged in: each merge copies the whole array, so
+    merging at a share of it keeps the copying per article constant however many there are.
+    A removed article's slot is reused only after a merge has purged its keys.
     Rebuilding with `from_signatures` from stored bytes gives the same answers.
     """
 
@@ -343,6 +345,7 @@ class NearDuplicateIndex:
     _keys_sorted: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64), repr=False)
     _key_slots: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32), repr=False)
     _pending: dict[int, int | list[int]] = field(default_factory=dict, repr=False)
+    _pending_keys: list[np.ndarray] = field(default_factory=list, repr=False)
     _pending_slots: list[int] = field(default_factory=list, repr=False)
 
     def __len__(self) -> int:
@@ -365,11 +368,14 @@ class NearDuplicateIndex:
         """One key per LSH band: its minima packed into 64 bits, salted by band."""
         bands = self.thresholds.bands
         rows = len(sig.mins) // bands
-        values = sig.mins[:bands * rows].astype(np.uint64).reshape(bands, rows)
-        if rows <= 2:
-            packed = values[:, 0] if rows == 1 else (values[:, 0] << _SHIFT32) | values[:, 1]
+        values = np.ascontiguousarray(sig.mins[:bands * rows])
+        if rows == 2:  # the default: two uint32 minima are one uint64
+            packed = values.view(np.uint64)
+        elif rows == 1:
+            packed = values.astype(np.uint64)
         else:
-            packed = (values * _A[:rows]).sum(axis=1, dtype=np.uint64)
+            packed = (values.astype(np.uint64).reshape(bands, rows) * _A[:rows]).sum(
+                axis=1, dtype=np.uint64)
         return packed ^ _BAND_SALT[:bands]
 
     def add(self, article_id: str, published: datetime, sig: Signature) -> None:
@@ -386,8 +392,9 @@ class NearDuplicateIndex:
         self._mins[slot] = sig.mins
         self._sizes[slot] = sig.size
         self._published[slot] = published.timestamp()
+        keys = self._keys(sig)
         pending = self._pending
-        for key in self._keys(sig).tolist():
+        for key in keys.tolist():
             held = pending.get(key)
             if held is None:
                 pending[key] = slot
@@ -395,8 +402,9 @@ class NearDuplicateIndex:
                 held.append(slot)
             else:
                 pending[key] = [held, slot]
+        self._pending_keys.append(keys)
         self._pending_slots.append(slot)
-        if len(self._pending_slots) >= self.merge_every:
+        if len(self._pending_slots) >= max(self.merge_every, len(self._slots) // 16):
             self.merge()
 
     def _grow(self) -> int:
@@ -411,18 +419,15 @@ class NearDuplicateIndex:
 
     def merge(self) -> None:
         """Move the pending keys into the sorted arrays and purge removed articles' keys."""
-        alive = np.array([i is not None for i in self._ids], dtype=bool)
+        alive = np.isfinite(self._published[:len(self._ids)])  # a removed one's is inf
         keys, slots = self._keys_sorted, self._key_slots
         if self._dead:
             keep = alive[slots]
             keys, slots = keys[keep], slots[keep]
-        new_keys = [k for k, held in self._pending.items()
-                    for _ in (held if isinstance(held, list) else (held,))]
-        new_slots = [s for held in self._pending.values()
-                     for s in (held if isinstance(held, list) else (held,))]
-        if new_keys:
-            add_keys = np.array(new_keys, dtype=np.uint64)
-            add_slots = np.array(new_slots, dtype=np.int32)
+        if self._pending_keys:
+            add_keys = np.concatenate(self._pending_keys)
+            add_slots = np.repeat(np.array(self._pending_slots, dtype=np.int32),
+                                  [len(k) for k in self._pending_keys])
             keep = alive[add_slots]
             add_keys, add_slots = add_keys[keep], add_slots[keep]
             order = np.argsort(add_keys, kind="stable")
@@ -430,7 +435,7 @@ class NearDuplicateIndex:
             where = np.searchsorted(keys, add_keys, side="right")
             keys, slots = np.insert(keys, where, add_keys), np.insert(slots, where, add_slots)
         self._keys_sorted, self._key_slots = keys, slots
-        self._pending, self._pending_slots = {}, []
+        self._pending, self._pending_keys, self._pending_slots = {}, [], []
         self._free.extend(self._dead)
         self._dead = []
 
@@ -458,22 +463,17 @@ class NearDuplicateIndex:
         """Live slots sharing a band with `sig`, earliest published (then id) first."""
         keys = self._keys(sig)
         found: set[int] = set()
-        if len(self._keys_sorted):
-            left = np.searchsorted(self._keys_sorted, keys, side="left")
-            right = np.searchsorted(self._keys_sorted, keys, side="right")
-            for start, end in zip(left.tolist(), right.tolist(), strict=True):
-                if end > start:
-                    found.update(self._key_slots[start:end].tolist())
-        if self._pending:
-            pending = self._pending
-            for key in keys.tolist():
-                held = pending.get(key)
-                if held is None:
-                    continue
-                if isinstance(held, list):
-                    found.update(held)
-                else:
-                    found.add(held)
+        merged = self._keys_sorted
+        if len(merged):
+            left = np.searchsorted(merged, keys)
+            hit = merged.take(left, mode="clip") == keys  # the right end only for hits: rare
+            right = np.searchsorted(merged, keys[hit], side="right")
+            for start, end in zip(left[hit].tolist(), right.tolist(), strict=True):
+                found.update(self._key_slots[start:end].tolist())
+        pending = self._pending
+        for key in filter(pending.__contains__, keys.tolist()):
+            held = pending[key]
+            found.update(held if isinstance(held, list) else (held,))
         ids, published = self._ids, self._published
         return sorted((s for s in found if ids[s] is not None),
                       key=lambda s: (published[s], ids[s]))
