@@ -103,13 +103,13 @@ _COMBINING = re.compile("[\u0300-\u036f]")
 
 
 class _Text:
-    """A text folded for comparison, its words as spans of one code point array.
+    """A text as compared for duplicates: the code points of its normalized form.
 
-    Words stay spans: making a str for each of an article's 300 words, then hashing each
-    in Python, cost more than all the rest of the normalization.
+    Kept as one array rather than a list of words: making a str for each of an article's
+    300 words, then hashing each in Python, cost more than all the rest of normalizing.
     """
 
-    __slots__ = ("codes", "ends", "in_word", "starts")
+    __slots__ = ("codes",)
 
     def __init__(self, text: str, folded: bool = False) -> None:
         if not folded:
@@ -117,22 +117,33 @@ class _Text:
         codes = _code_points(text)
         if not folded and ((codes - 0xC0) < 0x1C0).any():  # Latin letters U+00C0-U+027F
             codes = _code_points(_COMBINING.sub("", unicodedata.normalize("NFKD", text)))
-        self.codes = codes
-        self.in_word = np.zeros(len(codes) + 2, dtype=bool)  # padded: a word ends at each edge
-        _IN_WORD.take(codes, out=self.in_word[1:-1], mode="clip")
-        edges = np.flatnonzero(self.in_word[1:] != self.in_word[:-1])
-        self.starts, self.ends = edges[::2], edges[1::2]
+        in_word = np.zeros(len(codes) + 1, dtype=bool)  # in_word[i + 1]: is codes[i]
+        _IN_WORD.take(codes, out=in_word[1:], mode="clip")
+        spaced = np.where(in_word[1:], codes, np.uint32(32))
+        codes = spaced[in_word[1:] | in_word[:-1]]  # every word and the separator after it
+        self.codes = codes[:-1] if len(codes) and codes[-1] == 32 else codes
 
     def normal(self) -> str:
         """The words separated by one space."""
-        keep = self.in_word[1:-1].copy()
-        keep[self.ends[:-1]] = True  # the first separator after every word but the last
-        spaced = np.where(self.in_word[1:-1], self.codes, np.uint32(32))
-        return spaced[keep].tobytes().decode("utf-32-le")
+        return self.codes.tobytes().decode("utf-32-le")
 
     def shingles(self) -> np.ndarray:
-        """The distinct 64-bit hashes of the 3-word shingles."""
-        return _shingles(_word_hashes(self.codes, self.starts, self.ends))
+        """The distinct 64-bit hashes of the 3-word shingles (of all words if fewer), sorted.
+
+        A shingle is a span of the normalized text, so it is hashed as one: a polynomial
+        hash from differences of a single prefix sum, then mixed to break its linearity.
+        """
+        bounds = np.flatnonzero(self.codes == 32)
+        words = len(bounds) + 1 if len(self.codes) else 0
+        if not words:
+            return np.empty(0, dtype=np.uint64)
+        bounds = np.concatenate(([-1], bounds, [len(self.codes)]))
+        span = min(SHINGLE_WORDS, words)
+        hashes = _span_hashes(self.codes, bounds[:-span] + 1, bounds[span:])
+        hashes ^= hashes >> _SHIFT29
+        hashes *= _MIX
+        hashes.sort()
+        return hashes[np.concatenate(([True], hashes[1:] != hashes[:-1]))]
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -166,12 +177,12 @@ _rng = np.random.default_rng(0x4E617368)  # fixed: signatures must survive resta
 # The permutations x -> a x + b modulo 2^32, a odd, one row each: they run down the rows.
 _A = _rng.integers(0, 2**32, (PERMUTATIONS, 1), dtype=np.uint32) | np.uint32(1)
 _B = _rng.integers(0, 2**32, (PERMUTATIONS, 1), dtype=np.uint32)
-_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
 _BAND_SALT = _rng.integers(0, 2**63, PERMUTATIONS, dtype=np.uint64)
 _ROW_MIX = _rng.integers(0, 2**63, PERMUTATIONS, dtype=np.uint64) | np.uint64(1)
 _SHIFT29, _SHIFT32 = np.uint64(29), np.uint64(32)
 _EMPTY = np.uint32(0xFFFFFFFF)
-_BASE = 0x100000001B3  # the polynomial word hash's: odd, so invertible modulo 2^64
+_BASE = 0x100000001B3  # the polynomial hash's: odd, so invertible modulo 2^64
 _INVERSE = pow(_BASE, -1, 2**64)
 
 
@@ -187,33 +198,21 @@ _UP = _powers(_BASE, 1 << 16)
 _DOWN = _powers(_INVERSE, 1 << 16)
 
 
-def _word_hashes(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Each word's polynomial hash modulo 2^64: one prefix sum over the text, differences.
+def _span_hashes(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The polynomial hash modulo 2^64 of each span codes[start:end], all from one prefix sum.
 
-    The hash of codes c_s..c_e-1 is sum (c_i + 1) base^(i-s): the same wherever the word is.
+    sum (c_i + 1) base^(i - start): the same for the same text wherever it is.
     """
     n = len(codes)
     up, down = (_UP, _DOWN) if n <= len(_UP) else (_powers(_BASE, n), _powers(_INVERSE, n))
     prefix = np.zeros(n + 1, dtype=np.uint64)
-    np.cumsum((codes + np.uint64(1)) * up[:n], out=prefix[1:])  # wraps around: that is the modulo
+    np.cumsum((codes + np.uint64(1)) * up[:n], out=prefix[1:])  # wraps around: the modulo
     return (prefix[ends] - prefix[starts]) * down[starts]
 
 
 def shingle_hashes(normal: str) -> np.ndarray:
     """The distinct 64-bit hashes of the 3-word shingles of normalized text, all at once."""
     return _Text(normal, folded=True).shingles()
-
-
-def _shingles(h: np.ndarray) -> np.ndarray:
-    """The distinct hashes of the 3-word shingles, from the words' hashes, sorted."""
-    if not len(h):
-        return np.empty(0, dtype=np.uint64)
-    n = max(len(h) - SHINGLE_WORDS + 1, 1)
-    mixed = h[:n] * _MIX[0]  # uint64 arrays wrap around silently: that is the hash
-    for i in range(1, min(SHINGLE_WORDS, len(h))):
-        mixed = (mixed ^ (mixed >> _SHIFT29)) + h[i:i + n] * _MIX[i]
-    mixed.sort()
-    return mixed[np.concatenate(([True], mixed[1:] != mixed[:-1]))]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
