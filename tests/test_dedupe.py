@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,6 +23,7 @@ from feeds.dedupe import (
     similarity,
     text_fingerprint,
 )
+from feeds.text import _fold_characters, fold
 
 T0 = datetime(2026, 11, 1, 8, tzinfo=UTC)
 _TEXT = (
@@ -112,6 +114,16 @@ def test_url_keeps_what_addresses_the_article() -> None:
 def test_normalize_text_folds_spelling_variants(a: str, b: str) -> None:
     assert normalize_text(a) == normalize_text(b)
     assert text_fingerprint(a) == text_fingerprint(b)
+
+
+def test_fold_by_table_is_the_plain_fold_for_every_character_and_mixed_text() -> None:
+    """feeds.text.fold's table, made for dedupe's speed; test_text.py has fold's own cases."""
+    rng = random.Random(7)
+    pool = [chr(c) for c in range(0x20, 0x700)] + [*"ΣσςİIi\u0307ﻻ﷽ﷺ𝐀😀\u00a0\ud800"]
+    texts = [chr(c) for c in range(0x10000)] + [
+        "".join(rng.choices(pool, k=rng.randint(0, 40))) for _ in range(5000)]
+    for text in texts:
+        assert fold(text) == _fold_characters(unicodedata.normalize("NFKC", text)), repr(text)
 
 
 def test_fingerprint_differs_for_different_words() -> None:
