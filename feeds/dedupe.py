@@ -434,7 +434,7 @@ class NearDuplicateIndex:
                                   [len(k) for k in self._pending_keys])
             keep = alive[add_slots]
             add_keys, add_slots = add_keys[keep], add_slots[keep]
-            order = np.argsort(add_keys, kind="stable")
+            order = np.argsort(add_keys)  # equal keys: slots in any order
             add_keys, add_slots = add_keys[order], add_slots[order]
             where = np.searchsorted(keys, add_keys, side="right")
             keys, slots = np.insert(keys, where, add_keys), np.insert(slots, where, add_slots)
