@@ -469,11 +469,10 @@ class NearDuplicateIndex:
         found: set[int] = set()
         merged = self._keys_sorted
         if len(merged):
-            left = np.searchsorted(merged, keys)
-            hit = merged.take(left, mode="clip") == keys  # the right end only for hits: rare
-            right = np.searchsorted(merged, keys[hit], side="right")
-            for start, end in zip(left[hit].tolist(), right.tolist(), strict=True):
-                found.update(self._key_slots[start:end].tolist())
+            left = merged.searchsorted(keys)
+            for band in np.flatnonzero(merged.take(left, mode="clip") == keys).tolist():
+                end = merged.searchsorted(keys[band], side="right")  # only for hits: rare
+                found.update(self._key_slots[left[band]:end].tolist())
         pending = self._pending
         for key in filter(pending.__contains__, keys.tolist()):
             held = pending[key]
