@@ -165,10 +165,14 @@ def topic_fingerprint(settings: Settings, topic: Topic, articles: Sequence[Artic
     return fingerprint(
         BUILD_VERSION, settings.base_url, settings.site_titles, settings.language,
         [topic.slug, topic.language, topic.titles, topic.descriptions],
-        [[a.id, a.updated, a.content_hash, a.topics, a.origin,
-          [[c.name, c.url] for c in a.reported_by]] for a in articles],
+        [[a.id, a.updated, a.content_hash, a.topics, _credits(a.origin, *a.reported_by)]
+         for a in articles],
         {t.slug: t.titles for t in settings.topics},
     )
+
+
+def _credits(*credits: Credit | None) -> list:
+    return [[c.name, c.feed_url, c.url] for c in credits if c is not None]
 
 
 def build_topic(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -224,7 +224,7 @@ class Storage:
             if credits:
                 for row in conn.execute(_MEMBERS, {"ids": list(credits)}):
                     credits[row.duplicate_of].append(_credit(row))
-        return [replace(_article(row), origin=_credit(row), reported_by=tuple(credits[row.id]))
+        return [_article(row, origin=_credit(row), reported_by=tuple(credits[row.id]))
                 for row in rows]
 
     def article(self, reference: str) -> Article | None:
@@ -449,14 +449,14 @@ def _row(article: Article, update: bool = False, **overrides) -> dict:
     return row
 
 
-def _article(row) -> Article:
-    """An Article from a row of `_ARTICLE_SELECT`: its columns, its topics, its dedupe keys."""
-    data = {name: row._mapping[name] for name in _ARTICLE_COLUMNS}
+def _article(row, **fields) -> Article:
+    """An Article from a row of `_article_select`: its columns, topics and dedupe keys."""
+    data = dict(zip(_ARTICLE_COLUMNS, row, strict=False))  # the columns come first
     data["categories"] = tuple(data["categories"] or ())
     data["enclosures"] = tuple(Enclosure(**e) for e in data["enclosures"] or ())
     topics = tuple(sorted(row.topics.split(" "))) if row.topics else ()
-    keys = _keys(row) if "signature" in row._mapping else None
-    return Article(**data, topics=topics, dedupe=keys)
+    keys = _keys(row) if "signature" in row._fields else None
+    return Article(**data, topics=topics, dedupe=keys, **fields)
 
 
 @dataclass(frozen=True)
