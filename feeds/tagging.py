@@ -246,6 +246,12 @@ def _triggering(node: Compiled) -> Iterator[int]:
             yield from _triggering(part)
 
 
+def _found(ids: frozenset[int], hits: dict[int, list[int]]) -> set[int] | None:
+    """The word offsets of the hits of any of `ids`, or None without one."""
+    present = hits.keys() & ids  # goes over the smaller of the two
+    return set().union(*[hits[pid] for pid in present]) if present else None
+
+
 class Tagger:
     """Tags articles with the topics whose rules hold and score enough, and the entities found.
 
@@ -296,12 +302,11 @@ class Tagger:
     def evaluate(self, node: Compiled, hits: dict[int, list[int]]) -> set[int] | None:
         """The word offsets that count for `node`, or None when it does not hold."""
         if isinstance(node, frozenset):
-            found = node.intersection(hits)
-            return set().union(*(hits[pid] for pid in found)) if found else None
+            return _found(node, hits)
         op, parts = node
         words: set[int] | None = None
         for part in parts:
-            found = self.evaluate(part, hits)
+            found = _found(part, hits) if isinstance(part, frozenset) else self.evaluate(part, hits)
             if found is None:
                 if op == "all":
                     return None
@@ -312,24 +317,26 @@ class Tagger:
         return set() if op == "none" else words
 
     def _evaluated(self, hits: dict[int, list[int]], title_end: int, prune: bool = False
-                   ) -> Iterator[tuple[int, set[int] | None, int]]:
+                   ) -> list[tuple[int, set[int] | None, int]]:
         """(topic index, the words that count or None, score) of each topic a hit may tag.
 
         With `prune`, topics that could not reach their min_score even if every word found
         counted (in the title, at that) are left out: most topics a hit touches.
         """
-        bounds: dict[int, int] = {}
+        bounds: defaultdict[int, int] = defaultdict(int)
         for pid in self._triggers.keys() & hits.keys():
-            words = hits[pid]
-            weight = len(words) * (TITLE_WEIGHT if min(words) < title_end else 1)
+            words = hits[pid]  # in text order: the first is the earliest
+            weight = len(words) * (TITLE_WEIGHT if words[0] < title_end else 1)
             for index in self._triggers[pid]:
-                bounds[index] = bounds.get(index, 0) + weight
-        for index in sorted(bounds):
-            if prune and bounds[index] < self.topics[index].min_score:
+                bounds[index] += weight
+        found = []
+        for index, bound in bounds.items():
+            if prune and bound < self.topics[index].min_score:
                 continue
             words = self.evaluate(self._rules[index], hits)
-            title_words = sum(1 for start in words if start < title_end) if words else 0
-            yield index, words, len(words or ()) + (TITLE_WEIGHT - 1) * title_words
+            title_words = len([start for start in words if start < title_end]) if words else 0
+            found.append((index, words, len(words or ()) + (TITLE_WEIGHT - 1) * title_words))
+        return found
 
     def scores(self, article: Article) -> dict[str, TopicScore]:
         """slug -> TopicScore of every topic one of whose terms or entities occurs."""
