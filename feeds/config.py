@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -295,10 +296,11 @@ def _topic_rule(table: _Table) -> Rule:
 def _rule(value: dict, where: str, table: _Table) -> Rule:
     """A rule table: each of any/all/none present must hold (so several keys mean all)."""
     unknown = sorted(set(value) - set(_RULE_KEYS))
-    if unknown or not value:
+    if unknown:
         raise _rule_error(table, where, f"unknown key(s) {', '.join(unknown)}; use any, all, "
-                                        "none (or entity = \"org:...\" as a part)"
-                          if unknown else "is empty; use any, all or none")
+                                        'none (or entity = "org:..." as a part)')
+    if not value:
+        raise _rule_error(table, where, "is empty; use any, all or none")
     rules = [Rule(op, _rule_parts(value[op], f"{where}.{op}", table))
              for op in _RULE_KEYS if op in value]
     return rules[0] if len(rules) == 1 else Rule("all", tuple(rules))
@@ -323,14 +325,14 @@ def _rule_part(part: Any, where: str, table: _Table) -> str | EntityRef | Rule:
 
 
 def _entity(tag: Any, where: str, table: _Table) -> EntityRef:
-    from feeds.tagging import gazetteer  # the gazetteer is tagging's data
+    from feeds.tagging import gazetteer  # here: only rules with entities need the matching stack
 
     try:
         entities = gazetteer()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if not isinstance(tag, str) or tag not in entities:
-        close = [t for t in entities if isinstance(tag, str) and tag.split(":")[-1] in t][:5]
+        close = difflib.get_close_matches(str(tag), entities, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise _rule_error(table, where, f"{tag!r} is not in the gazetteer{hint}; use a tag "
                                         "such as org:isis from feeds/data/gazetteer.tsv")
