@@ -26,6 +26,7 @@ from feeds.model import Article, EntityRef, Rule, Topic
 TITLE_WEIGHT = 2
 GAZETTEER_FILE = "gazetteer.tsv"
 ENTITY_KINDS = ("person", "place", "org")
+_TAG = re.compile(rf"(?:{'|'.join(ENTITY_KINDS)}):[a-z0-9][a-z0-9-]{{0,55}}")  # fits 64
 
 # Proclitics, folded: a conjunction (و ف), then a preposition (ب ك ل) or the article ال,
 # fused as لل after ل. Topic words may carry any of them; a name keeps its own article:
@@ -114,7 +115,7 @@ class Matcher:
     def searchable(self, title: str, body: str) -> tuple[str, int]:
         """The folded text that patterns are searched in, and where its title part ends.
 
-        Words are separated by one space, title and body by two, so no phrase spans them.
+        Words are separated by one space, title and body by more, so no phrase spans them.
         Both are folded in one call, the title marked off by a letter no text uses.
         """
         text = f"{title} {_TITLE_END} {body}"
@@ -183,9 +184,10 @@ def _rows(table: str) -> Iterable[tuple[str, list[str]]]:
         if not line.strip() or line.startswith("#"):
             continue
         row = line.split("\t")
-        if len(row) != 2 or row[0].split(":")[0] not in ENTITY_KINDS:
+        if len(row) != 2 or not _TAG.fullmatch(row[0].strip()):
             raise ValueError(f"{GAZETTEER_FILE} line {number}: write KIND:ID <tab> name | alias,"
-                             f" KIND one of {', '.join(ENTITY_KINDS)}; got {line!r}")
+                             f" KIND one of {', '.join(ENTITY_KINDS)}, ID lowercase letters,"
+                             f" digits and dashes; got {line!r}")
         yield row[0].strip(), [a.strip() for a in row[1].split("|") if a.strip()]
 
 
