@@ -161,8 +161,11 @@ def articles(settings: Settings, storage: Storage, topic: str | None, limit: int
     for article in storage.articles(topic, limit):
         copies = len(article.reported_by)
         also = f"  (+{copies} {'copy' if copies == 1 else 'copies'})" if copies else ""
+        topics = [t for t in article.topics if settings.topic(t)]
+        entities = len(article.topics) - len(topics)  # see them with `nashra tag explain`
+        more = f" +{entities} entities" if entities else ""
         click.echo(f"{article.published:%Y-%m-%d %H:%M}  {article.id[:8]}  "
-                   f"[{','.join(article.topics)}]  {article.title}{also}")
+                   f"[{','.join(topics)}{more}]  {article.title}{also}")
 
 
 @cli.group()

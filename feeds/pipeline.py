@@ -137,7 +137,7 @@ class RetagReport:
 
     def __str__(self) -> str:
         topics = sorted(t for t in self.tags if ":" not in t)
-        return (f"{self.checked} articles checked, {self.changed} retagged; topics changed: "
+        return (f"{self.checked} checked, {self.changed} retagged; topics changed: "
                 f"{', '.join(topics) or 'none'}; {self.documents} documents rebuilt")
 
 

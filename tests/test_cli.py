@@ -61,6 +61,7 @@ def test_articles_prints_the_seed_title(ingested, nashra, config_file):
 
     assert result.returncode == 0, result.stderr
     assert SEED_TITLE in result.stdout
+    assert "[international,morocco,security,terrorism +" in result.stdout  # entities counted
 
 
 @pytest.mark.parametrize("args", [["ingest", "--config", "missing.toml"],

@@ -103,7 +103,7 @@ def test_nashra_tag_explain_and_retag(settings, storage, config_file, nashra):
 
     retagged = nashra("retag", "--config", str(config_file))
     assert retagged.returncode == 0, retagged.stderr
-    assert "1 articles checked, 0 retagged" in retagged.stdout
+    assert "1 checked, 0 retagged; topics changed: none" in retagged.stdout
 
 
 def test_nashra_tag_explain_names_an_unknown_article(config_file, nashra):
