@@ -252,6 +252,8 @@ def test_entity_aliases_match_across_scripts_and_spellings(tag, text):
         ("place:morocco", "الصادرات المغربية"),  # names take no suffixes
         ("org:un", "un rapport"),
         ("place:mali", "دعم مالي للمشروع"),  # "مالي" alone is dropped from the gazetteer
+        ("place:el-aaiun", "مستشفى طب العيون"),
+        ("place:dili", "صحيفة ديلي ميل"),
     ],
 )
 def test_entity_names_do_not_match_other_words(tag, text):
