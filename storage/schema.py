@@ -149,6 +149,22 @@ documents = sa.Table(
 )
 
 
+def _partner_columns() -> list[sa.Column]:
+    """The partners table, added in version 5: who may pull which topic feeds, and how."""
+    return [
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("topics", sa.JSON, nullable=False),
+        sa.Column("full_content", sa.Boolean, nullable=False),
+        sa.Column("item_limit", sa.Integer, nullable=False),
+        sa.Column("utm_source", sa.Text),
+        sa.Column("rate", sa.Integer, nullable=False),
+    ]
+
+
+partners = sa.Table("partners", metadata, *_partner_columns())
+
+
 def _v2_feed_sources(op: Operations) -> None:
     for column in _source_state_columns():
         op.add_column("sources", column)
@@ -186,9 +202,13 @@ def _v4_dedupe(op: Operations) -> None:
             signature=keys.signature))
 
 
+def _v5_partners(op: Operations) -> None:
+    op.create_table("partners", *_partner_columns())
+
+
 # UPGRADES[n - 2] takes a database from version n - 1 to version n.
 UPGRADES: list[Callable[[Operations], None]] = [_v2_feed_sources, _v3_xhtml_bodies,
-                                                 _v4_dedupe]
+                                                 _v4_dedupe, _v5_partners]
 SCHEMA_VERSION = len(UPGRADES) + 1
 
 

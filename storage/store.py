@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
@@ -10,8 +11,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from feeds.model import Article, Credit, DedupeKeys, Document, Enclosure, Source
-from storage.schema import article_topics, articles, documents, meta, migrate, sources
+from feeds.model import Article, Credit, DedupeKeys, Document, Enclosure, Partner, Source
+from storage.schema import article_topics, articles, documents, meta, migrate, partners, sources
 
 _ARTICLE_COLUMNS = ("id", "source", "key", "title", "content_html", "summary", "language",
                     "url", "author", "published", "updated", "content_hash", "categories",
@@ -376,6 +377,38 @@ class Storage:
         state = {k: v for k, v in _source_row(source).items() if k in _SOURCE_STATE}
         with self.engine.begin() as conn:
             conn.execute(sources.update().where(sources.c.name == source.name).values(**state))
+
+    # -- partners -------------------------------------------------------------------------
+
+    def partners(self) -> list[Partner]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(partners).order_by(partners.c.name)).mappings().all()
+        return [Partner(**{**row, "topics": tuple(row["topics"])}) for row in rows]
+
+    def save_partner(self, partner: Partner) -> None:
+        """Insert `partner`, or replace the one of the same name (a rotated token, say)."""
+        row = {**asdict(partner), "topics": list(partner.topics)}
+        with self.engine.begin() as conn:
+            conn.execute(partners.delete().where(partners.c.name == partner.name))
+            conn.execute(partners.insert().values(row))
+
+    def remove_partner(self, name: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(partners.delete().where(partners.c.name == name)).rowcount > 0
+
+    def partner_key(self) -> bytes:
+        """This install's key for hashing partner tokens, made on first use.
+
+        Tokens are long and random, so a keyed HMAC is enough (no slow password hash) and
+        the stored hashes are useless without the database's own key.
+        """
+        query = sa.select(meta.c.value).where(meta.c.key == "partner_key")
+        with self.engine.begin() as conn:
+            value = conn.execute(query).scalar()
+            if value is None:
+                value = secrets.token_hex(32)
+                conn.execute(meta.insert().values(key="partner_key", value=value))
+        return bytes.fromhex(value)
 
 
 _SOURCE_STATE = ("url", "title", "enabled", "etag", "last_modified", "last_fetch", "last_status",
