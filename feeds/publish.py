@@ -12,7 +12,9 @@ import html
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
@@ -38,6 +40,33 @@ BUILD_VERSION = "4"  # bump when the output format changes, so every feed is reb
 
 def feed_path(slug: str, kind: str) -> str:
     return f"topics/{slug}.{kind}"
+
+
+@dataclass(frozen=True)
+class Syndication:
+    """How a topic is shaped for one partner: summaries only, tagged article links.
+
+    `prefix` is where the feed is served ("partner/" for the header-authenticated URL),
+    so its self link never holds a token.
+    """
+
+    summary_only: bool = False
+    link_params: tuple[tuple[str, str], ...] = ()
+    prefix: str = ""
+
+
+FULL = Syndication()
+
+
+def tagged_link(url: str | None, params: tuple[tuple[str, str], ...]) -> str | None:
+    """`url` with `params` added to its query; parameters it already has are kept."""
+    if not url or not params:
+        return url
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    present = {key for key, _ in query}
+    query += [(key, value) for key, value in params if key not in present]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 class _NamespaceExtension(BaseExtension):
@@ -177,23 +206,27 @@ def _credits(*credits: Credit | None) -> list:
 
 def build_topic(
     settings: Settings, topic: Topic, articles: Sequence[Article], empty_updated: datetime,
-    built_from: str | None = None,
+    built_from: str | None = None, syndication: Syndication = FULL,
 ) -> list[Document]:
     """The RSS and Atom documents of `topic`, newest first; same inputs, same bytes.
 
-    `built_from` is `topic_fingerprint` of the same inputs, when the caller has it already.
+    `built_from` is `topic_fingerprint` of the same inputs, when the caller has it already;
+    a partner's `syndication` is part of it.
     """
     updated = max((a.updated for a in articles), default=empty_updated)
     generator = _feed_generator(settings, topic, updated)
     for article in articles:
-        _add_entry(generator, settings, topic, article)
+        _add_entry(generator, settings, topic, article, syndication)
     built_from = built_from or topic_fingerprint(settings, topic, articles)
+    if syndication != FULL:
+        built_from = fingerprint(built_from, syndication)
     documents = []
     for kind in ("rss", "atom"):
-        _set_links(generator, settings, topic, kind)
+        path = syndication.prefix + feed_path(topic.slug, kind)
+        _set_links(generator, settings, topic, path, kind)
         body = generator.rss_str(pretty=True) if kind == "rss" else generator.atom_str(pretty=True)
-        documents.append(Document(feed_path(topic.slug, kind), MEDIA_TYPES[kind], body,
-                                  etag(body), updated, built_from))
+        documents.append(Document(path, MEDIA_TYPES[kind], body, etag(body), updated,
+                                  built_from))
     return documents
 
 
@@ -212,24 +245,29 @@ def _feed_generator(settings: Settings, topic: Topic, updated: datetime) -> Feed
     return generator
 
 
-def _set_links(generator: FeedGenerator, settings: Settings, topic: Topic, kind: str) -> None:
+def _set_links(generator: FeedGenerator, settings: Settings, topic: Topic, path: str,
+               kind: str) -> None:
     # feedgen takes the RSS channel <link> from the last link() call, so alternate goes last.
-    generator.link(href=f"{settings.base_url}/{feed_path(topic.slug, kind)}", rel="self",
+    generator.link(href=f"{settings.base_url}/{path}", rel="self",
                    type=MEDIA_TYPES[kind].split(";")[0], replace=True)
     generator.link(href=f"{settings.base_url}/#{topic.slug}", rel="alternate",
                    type="text/html")
 
 
-def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, article: Article):
+def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, article: Article,
+               syndication: Syndication):
     language = article.language
     entry = generator.add_entry(order="append")
     entry.id(f"urn:uuid:{article.id}")
     entry.title(label_for(article.title, language))
     entry.published(article.published)
     entry.updated(article.updated)
-    body = article.content_html
-    if article.other_outlets:
-        body += credits_html(article.other_outlets, language)
+    if syndication.summary_only:  # as the content too: Atom needs content or a link
+        body = _paragraph(article.summary)
+    else:
+        body = article.content_html
+        if article.other_outlets:
+            body += credits_html(article.other_outlets, language)
     entry.content(directed_xhtml(body, language), type="xhtml")
     if article.summary:
         entry.summary(directed_xhtml(_paragraph(article.summary), language), type="xhtml")
@@ -245,7 +283,8 @@ def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, artic
         entry.source(url=article.origin.feed_url, title=label_for(article.origin.name, language))
     extras: EntryExtras = entry.nashra
     extras.language = language if language != topic.language else None
-    extras.url, extras.link_language = article.url, language
+    extras.url = tagged_link(article.url, syndication.link_params)
+    extras.link_language = language
     extras.creator = label_for(article.author, language) if article.author else None
     extras.enclosures = article.enclosures
     extras.source_updated = article.updated
