@@ -25,6 +25,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from feeds.config import Settings
+from feeds.partners import PartnerDesk
 from feeds.pipeline import Preparer, build_documents, ingest_seeds
 from feeds.polling import make_fetcher, poll_source, sync_config_sources
 from feeds.server import DocumentCache, create_app, make_server
@@ -43,6 +44,7 @@ class Runtime:
 
     def __init__(self, settings: Settings, storage: Storage, cache: DocumentCache):
         self.settings, self.storage, self.cache = settings, storage, cache
+        self.partners = PartnerDesk(settings, storage, cache)
         self.fetcher = make_fetcher(settings)
         self.prepare = Preparer(settings)
         self.fetching: set[str] = set()
@@ -75,6 +77,7 @@ class Runtime:
             self._changed.set()
 
     def publish_job(self) -> None:
+        self.partners.reload()  # follows `nashra partners` while running
         if self._changed.is_set():
             self._changed.clear()
             if build_documents(self.settings, self.storage):
@@ -166,7 +169,13 @@ def run(settings: Settings, storage: Storage) -> None:
     cache = DocumentCache(storage)
     runtime = Runtime(settings, storage, cache)
     runtime.start()
-    server = make_server(create_app(cache, status=runtime.status), settings.host, settings.port)
+    app = create_app(cache, status=runtime.status, partners=runtime.partners,
+                     host=settings.host, admin_token=settings.admin_token)
+    if app.state.admin_required and not settings.admin_token:
+        log.warning("/status is closed: the server is bound to %s, beyond loopback, and no "
+                    "admin token is set ([server] admin_token or $NASHRA_ADMIN_TOKEN)",
+                    settings.host)
+    server = make_server(app, settings.host, settings.port, settings.access_log)
     log.info("serving %d topics on http://%s:%d/ (seeds every %ds; Ctrl-C to stop)",
              len(settings.topics), settings.host, settings.port, settings.scan_interval)
     stop = threading.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -13,6 +14,7 @@ from feeds.model import Source, Topic
 from feeds.text import canonical_language
 
 DEFAULT_CONFIG_NAME = "default.toml"
+ADMIN_TOKEN_ENV = "NASHRA_ADMIN_TOKEN"
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _MISSING = object()
 
@@ -67,6 +69,8 @@ class Settings:
     sources: tuple[Source, ...] = ()
     fetch: FetchSettings = field(default_factory=lambda: FetchSettings())
     dedupe: DedupeSettings = field(default_factory=lambda: DedupeSettings())
+    admin_token: str | None = None  # for /status when the server is bound beyond loopback
+    access_log: bool = False
 
     @property
     def site_title(self) -> str:
@@ -184,6 +188,8 @@ def parse_settings(text: str, file: str) -> Settings:
         sources=_sources(root, fetch, {t.slug for t in topics}),
         fetch=fetch,
         dedupe=_dedupe_settings(root.table("dedupe")),
+        admin_token=os.environ.get(ADMIN_TOKEN_ENV) or server.get("admin_token", str, None),
+        access_log=server.get("access_log", bool, False),
     )
 
 
