@@ -136,6 +136,7 @@ class Document:
     etag: str
     last_modified: datetime
     built_from: str
+    max_age: int = 60  # seconds a client or cache may reuse it (Cache-Control)
 
 
 @dataclass(frozen=True, slots=True)

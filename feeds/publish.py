@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import statistics
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -189,6 +191,21 @@ def etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
+MIN_MAX_AGE, MAX_MAX_AGE = 60, 3600
+RECENT_GAPS = 10
+
+
+def max_age(articles: Sequence[Article]) -> int:
+    """How long a topic feed may be cached: a tenth of the usual gap between its newest
+    items, within 1 min .. 1 h, so busy topics stay fresh and quiet ones cost few requests.
+    """
+    times = sorted((a.published for a in articles), reverse=True)[:RECENT_GAPS + 1]
+    if len(times) < 2:
+        return MAX_MAX_AGE
+    gap = statistics.median((a - b).total_seconds() for a, b in pairwise(times))
+    return int(min(MAX_MAX_AGE, max(MIN_MAX_AGE, gap / 10)))
+
+
 def topic_fingerprint(settings: Settings, topic: Topic, articles: Sequence[Article]) -> str:
     """What a topic's feeds are built from: when it is unchanged, so are their bytes."""
     return fingerprint(
@@ -226,7 +243,7 @@ def build_topic(
         _set_links(generator, settings, topic, path, kind)
         body = generator.rss_str(pretty=True) if kind == "rss" else generator.atom_str(pretty=True)
         documents.append(Document(path, MEDIA_TYPES[kind], body, etag(body), updated,
-                                  built_from))
+                                  built_from, max_age(articles)))
     return documents
 
 

@@ -146,6 +146,7 @@ documents = sa.Table(
     sa.Column("etag", sa.String(80), nullable=False),
     sa.Column("last_modified", UTCDateTime, nullable=False),
     sa.Column("built_from", sa.String(64), nullable=False),
+    sa.Column("max_age", sa.Integer, nullable=False, server_default="60"),  # version 5
 )
 
 
@@ -203,7 +204,10 @@ def _v4_dedupe(op: Operations) -> None:
 
 
 def _v5_partners(op: Operations) -> None:
+    """Partners, and how long each served document may be cached."""
     op.create_table("partners", *_partner_columns())
+    op.add_column("documents", sa.Column("max_age", sa.Integer, nullable=False,
+                                         server_default="60"))
 
 
 # UPGRADES[n - 2] takes a database from version n - 1 to version n.

@@ -320,7 +320,8 @@ class Storage:
             conn.execute(documents.delete().where(documents.c.path.in_([d.path for d in docs])))
             conn.execute(documents.insert(), [
                 {"path": d.path, "media_type": d.media_type, "body": d.body, "etag": d.etag,
-                 "last_modified": d.last_modified, "built_from": d.built_from}
+                 "last_modified": d.last_modified, "built_from": d.built_from,
+                 "max_age": d.max_age}
                 for d in docs
             ])
 
