@@ -5,6 +5,7 @@ These functions only call the stages in order; the scheduler and the CLI call th
 
 from __future__ import annotations
 
+import gzip
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -147,11 +148,16 @@ def build_documents(settings: Settings, storage: Storage, force: bool = False) -
 
 
 def write_documents(documents: Iterable[Document], out: Path) -> list[Path]:
-    """Write documents as static files under `out`, for any static host or CDN."""
+    """Write documents as static files under `out`, for any static host or CDN.
+
+    Each gets a gzipped copy beside it (`.gz`), for nginx's gzip_static.
+    """
     written = []
     for document in documents:
         target = out / document.path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(document.body)
-        written.append(target)
+        zipped = target.with_name(target.name + ".gz")
+        zipped.write_bytes(gzip.compress(document.body, mtime=0))
+        written += [target, zipped]
     return written
