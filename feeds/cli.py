@@ -18,7 +18,7 @@ from feeds.model import Article, Partner, Source
 from feeds.partners import hash_token, new_token
 from feeds.pipeline import build_documents, ingest_seeds, write_documents
 from feeds.polling import check_source, make_fetcher, poll_all, sync_config_sources
-from feeds.publish import feed_path, sources_opml
+from feeds.publish import FEED_KINDS, feed_path, sources_opml
 from storage import Storage, StorageError
 
 LOCAL_CONFIG = Path("nashra.toml")
@@ -138,7 +138,7 @@ def topics(settings: Settings, storage: Storage) -> None:
     counts = storage.topic_counts()
     for topic in settings.topics:
         click.echo(f"{topic.slug:<16} {counts.get(topic.slug, 0):>6}  {topic.title}")
-        for kind in ("rss", "atom"):
+        for kind in FEED_KINDS:
             click.echo(f"{'':<24}{settings.base_url}/{feed_path(topic.slug, kind)}")
 
 

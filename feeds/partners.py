@@ -19,11 +19,9 @@ from datetime import UTC, datetime
 
 from feeds.config import Settings
 from feeds.model import Partner
-from feeds.publish import Syndication, build_topic, feed_path
+from feeds.publish import FEED_KINDS, Syndication, build_topic, feed_path
 from feeds.server import PARTNER_PREFIX, DocumentCache, Served
 from storage import Storage
-
-FEED_KINDS = ("rss", "atom")
 
 
 def new_token() -> str:

@@ -19,7 +19,15 @@ from feeds.clean import clean_article
 from feeds.clusters import deduper_for, forget_deduper
 from feeds.config import Settings
 from feeds.model import Article, Document
-from feeds.publish import build_index, build_opml, build_topic, feed_path, topic_fingerprint
+from feeds.publish import (
+    FEED_KINDS,
+    build_index,
+    build_opml,
+    build_stylesheet,
+    build_topic,
+    feed_path,
+    topic_fingerprint,
+)
 from feeds.seedfiles import SEED_SOURCE, SeedProblem, scan_folder
 from feeds.tagging import Tagger
 from storage import Storage
@@ -133,10 +141,12 @@ def build_documents(settings: Settings, storage: Storage, force: bool = False) -
         articles = storage.articles(topic.slug, settings.items_per_feed)
         newest = max([newest, *(a.updated for a in articles)])
         inputs = topic_fingerprint(settings, topic, articles)
-        if any(previous.get(feed_path(topic.slug, kind)) != inputs for kind in ("rss", "atom")):
+        if any(previous.get(feed_path(topic.slug, kind)) != inputs for kind in FEED_KINDS):
             changed += build_topic(settings, topic, articles, empty_updated, inputs)
+    stylesheets = [build_stylesheet(settings, language, empty_updated)
+                   for language in dict.fromkeys(t.language for t in settings.topics)]
     for document in (build_opml(settings, newest),
-                     build_index(settings, storage.topic_counts(), newest)):
+                     build_index(settings, storage.topic_counts(), newest), *stylesheets):
         if previous.get(document.path) != document.built_from:
             changed.append(document)
     storage.save_documents(changed)

@@ -11,6 +11,7 @@ import hashlib
 import html
 import json
 import statistics
+import string
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,16 +33,24 @@ MEDIA_TYPES = {
     "atom": "application/atom+xml; charset=utf-8",
     "opml": "text/x-opml; charset=utf-8",
     "html": "text/html; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+    "xsl": "text/xsl; charset=utf-8",
 }
-FORMAT_NAMES = {"rss": "RSS 2.0", "atom": "Atom 1.0"}
+FEED_KINDS = ("rss", "atom", "json")
+FORMAT_NAMES = {"rss": "RSS 2.0", "atom": "Atom 1.0", "json": "JSON Feed 1.1"}
 INDEX_PATH, OPML_PATH = "index.html", "topics.opml"
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-BUILD_VERSION = "4"  # bump when the output format changes, so every feed is rebuilt
+BUILD_VERSION = "5"  # bump when the output format changes, so every feed is rebuilt
 
 
 def feed_path(slug: str, kind: str) -> str:
     return f"topics/{slug}.{kind}"
+
+
+def stylesheet_path(language: str) -> str:
+    return f"style/{language}.xsl"
 
 
 @dataclass(frozen=True)
@@ -71,11 +80,23 @@ def tagged_link(url: str | None, params: tuple[tuple[str, str], ...]) -> str | N
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-class _NamespaceExtension(BaseExtension):
-    """Declares dc: on the feed root, for the per-item dc:language and dc:creator."""
+class _FeedExtension(BaseExtension):
+    """Declares dc: on the feed root (per-item dc:language and dc:creator), and puts the
+    browser view's <?xml-stylesheet?> before it; feed readers ignore that instruction.
+    """
+
+    def __init__(self) -> None:
+        self.stylesheet: str | None = None
 
     def extend_ns(self) -> dict[str, str]:
         return {"dc": DC_NS}
+
+    def _with_stylesheet(self, root):
+        root.addprevious(etree.ProcessingInstruction(
+            "xml-stylesheet", f'type="text/xsl" href="{html.escape(self.stylesheet)}"'))
+        return root
+
+    extend_rss = extend_atom = _with_stylesheet
 
 
 class EntryExtras(BaseEntryExtension):
@@ -237,20 +258,23 @@ def build_topic(
     built_from = built_from or topic_fingerprint(settings, topic, articles)
     if syndication != FULL:
         built_from = fingerprint(built_from, syndication)
-    documents = []
+    bodies = {}
     for kind in ("rss", "atom"):
-        path = syndication.prefix + feed_path(topic.slug, kind)
-        _set_links(generator, settings, topic, path, kind)
-        body = generator.rss_str(pretty=True) if kind == "rss" else generator.atom_str(pretty=True)
-        documents.append(Document(path, MEDIA_TYPES[kind], body, etag(body), updated,
-                                  built_from, max_age(articles)))
-    return documents
+        _set_links(generator, settings, topic, syndication.prefix + feed_path(topic.slug, kind),
+                   kind)
+        bodies[kind] = (generator.rss_str(pretty=True) if kind == "rss"
+                        else generator.atom_str(pretty=True))
+    bodies["json"] = json_feed(settings, topic, articles, syndication)
+    return [Document(syndication.prefix + feed_path(topic.slug, kind), MEDIA_TYPES[kind], body,
+                     etag(body), updated, built_from, max_age(articles))
+            for kind, body in bodies.items()]
 
 
 def _feed_generator(settings: Settings, topic: Topic, updated: datetime) -> FeedGenerator:
     language = topic.language
     generator = FeedGenerator()
-    generator.register_extension("nashra", _NamespaceExtension, EntryExtras)
+    generator.register_extension("nashra", _FeedExtension, EntryExtras)
+    generator.nashra.stylesheet = f"{settings.base_url}/{stylesheet_path(language)}"
     generator.id(f"{settings.base_url}/topics/{topic.slug}")
     generator.title(label_for(f"{topic.title} - {settings.site_title}", language))
     generator.subtitle(label_for(topic.description, language))
@@ -279,13 +303,7 @@ def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, artic
     entry.title(label_for(article.title, language))
     entry.published(article.published)
     entry.updated(article.updated)
-    if syndication.summary_only:  # as the content too: Atom needs content or a link
-        body = _paragraph(article.summary)
-    else:
-        body = article.content_html
-        if article.other_outlets:
-            body += credits_html(article.other_outlets, language)
-    entry.content(directed_xhtml(body, language), type="xhtml")
+    entry.content(directed_xhtml(_body(article, syndication), language), type="xhtml")
     if article.summary:
         entry.summary(directed_xhtml(_paragraph(article.summary), language), type="xhtml")
     if article.author:
@@ -305,6 +323,56 @@ def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, artic
     extras.creator = label_for(article.author, language) if article.author else None
     extras.enclosures = article.enclosures
     extras.source_updated = article.updated
+
+
+def _body(article: Article, syndication: Syndication) -> str:
+    """The entry's content: its text and other outlets, or (summary only) its summary,
+    which Atom needs as content all the same when the entry has no link.
+    """
+    if syndication.summary_only:
+        return _paragraph(article.summary)
+    body = article.content_html
+    if article.other_outlets:
+        body += credits_html(article.other_outlets, article.language)
+    return body
+
+
+def json_feed(settings: Settings, topic: Topic, articles: Sequence[Article],
+              syndication: Syndication = FULL) -> bytes:
+    """The topic as JSON Feed 1.1, with the same labels and <div dir lang> bodies as RSS/Atom."""
+    language, base = topic.language, settings.base_url
+    feed = {
+        "version": JSON_FEED_VERSION,
+        "title": label_for(f"{topic.title} - {settings.site_title}", language),
+        "home_page_url": f"{base}/#{topic.slug}",
+        "feed_url": f"{base}/{syndication.prefix}{feed_path(topic.slug, 'json')}",
+        "description": label_for(topic.description, language),
+        "language": language,
+        "authors": [{"name": label_for(settings.site_title, settings.language)}],
+        "items": [_json_item(article, syndication) for article in articles],
+    }
+    return (json.dumps(feed, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+
+
+def _json_item(article: Article, syndication: Syndication) -> dict:
+    language = article.language
+    item = {"id": f"urn:uuid:{article.id}", "title": label_for(article.title, language),
+            "content_html": directed_xhtml(_body(article, syndication), language),
+            "date_published": article.published.isoformat(),
+            "date_modified": article.updated.isoformat(), "language": language,
+            "tags": list(article.topics)}
+    if article.url:
+        item["url"] = tagged_link(article.url, syndication.link_params)
+    if article.summary:
+        item["summary"] = article.summary
+    if article.author:
+        item["authors"] = [{"name": label_for(article.author, language)}]
+    if article.enclosures:
+        item["attachments"] = [
+            {"url": e.url, "mime_type": e.media_type, **({"size_in_bytes": e.length}
+                                                         if e.length > 0 else {})}
+            for e in article.enclosures]
+    return item
 
 
 def build_opml(settings: Settings, updated: datetime) -> Document:
@@ -358,7 +426,7 @@ def build_index(settings: Settings, counts: dict[str, int], updated: datetime) -
     words = INDEX_WORDS.get(language.split("-")[0], INDEX_WORDS["en"])
     alternates, items = [], []
     for topic in settings.topics:
-        for kind in ("rss", "atom"):
+        for kind in FEED_KINDS:
             alternates.append(
                 f'<link rel="alternate" type="{MEDIA_TYPES[kind].split(";")[0]}" '
                 f'title="{esc(topic.title)} ({FORMAT_NAMES[kind]})" '
@@ -369,7 +437,8 @@ def build_index(settings: Settings, counts: dict[str, int], updated: datetime) -
             f"<p>{esc(topic.description)}</p>"
             f'<p>{esc(words["articles"])}: <span class="count">{counts.get(topic.slug, 0)}'
             f'</span> · <a href="/{feed_path(topic.slug, "rss")}">RSS</a> '
-            f'· <a href="/{feed_path(topic.slug, "atom")}">Atom</a></p></li>')
+            f'· <a href="/{feed_path(topic.slug, "atom")}">Atom</a> '
+            f'· <a href="/{feed_path(topic.slug, "json")}">JSON</a></p></li>')
     page = _INDEX_TEMPLATE.format(
         lang=esc(language), dir=direction(language), title=esc(settings.site_title),
         description=esc(settings.site_description), alternates="\n".join(alternates),
@@ -378,6 +447,80 @@ def build_index(settings: Settings, counts: dict[str, int], updated: datetime) -
     return Document(INDEX_PATH, MEDIA_TYPES["html"], data, etag(data), updated,
                     fingerprint(BUILD_VERSION, page))
 
+
+# The browser view's note, in the feed's language (English when it has none here).
+FEED_PAGE_WORDS = {
+    "ar": "هذه خلاصة أخبار: انسخ عنوانها في قارئ الخلاصات للاشتراك فيها.",
+    "fa": "این یک خوراک خبری است: نشانی آن را در خوراک‌خوان خود وارد کنید.",
+    "ur": "یہ خبروں کی فیڈ ہے: رکنیت کے لیے اس کا پتا اپنے فیڈ ریڈر میں ڈالیں۔",
+    "he": "זהו פיד חדשות: העתיקו את כתובתו לקורא הפידים כדי להירשם.",
+    "fr": "Ceci est un flux d'actualités : copiez son adresse dans votre lecteur de flux.",
+    "en": "This is a news feed: copy its address into your feed reader to subscribe.",
+}
+
+
+def build_stylesheet(settings: Settings, language: str, updated: datetime) -> Document:
+    """The XSLT that shows an RSS or Atom feed in `language` as a page in its direction.
+
+    One per topic language, so direction is decided here (feeds.text) and not in XSLT.
+    """
+    words = FEED_PAGE_WORDS.get(language.split("-")[0], FEED_PAGE_WORDS["en"])
+    xsl = string.Template(_FEED_XSL).substitute(
+        lang=html.escape(language), dir=direction(language), note=html.escape(words),
+        home=html.escape(settings.base_url + "/"), site=html.escape(settings.site_title))
+    data = xsl.encode("utf-8")
+    return Document(stylesheet_path(language), MEDIA_TYPES["xsl"], data, etag(data), updated,
+                    fingerprint(BUILD_VERSION, xsl), MAX_MAX_AGE)
+
+
+_FEED_XSL = """<?xml version="1.0" encoding="utf-8"?>
+<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
+    xmlns:atom="http://www.w3.org/2005/Atom" exclude-result-prefixes="atom">
+<xsl:output method="html" encoding="utf-8" doctype-system="about:legacy-compat"/>
+<xsl:template match="/">
+<html lang="$lang" dir="$dir">
+<head>
+<meta name="viewport" content="width=device-width, initial-scale=1"/>
+<title><xsl:value-of select="rss/channel/title | atom:feed/atom:title"/></title>
+<style>
+body { font-family: system-ui, "Noto Naskh Arabic", sans-serif; max-width: 46rem;
+       margin: 2rem auto; padding: 0 1rem; line-height: 1.7; }
+.note { background: #f4f4f4; padding: .5rem 1rem; }
+ul { list-style: none; padding: 0; }
+li { border-bottom: 1px solid #ddd; padding: .5rem 0; }
+time { color: #666; font-size: .9rem; display: block; }
+</style>
+</head>
+<body>
+<p class="note">$note <a href="$home">$site</a></p>
+<h1><xsl:value-of select="rss/channel/title | atom:feed/atom:title"/></h1>
+<p><xsl:value-of select="rss/channel/description | atom:feed/atom:subtitle"/></p>
+<ul>
+<xsl:for-each select="rss/channel/item">
+<li dir="auto"><xsl:call-template name="item">
+<xsl:with-param name="title" select="title"/><xsl:with-param name="link" select="link"/>
+<xsl:with-param name="date" select="pubDate"/></xsl:call-template></li>
+</xsl:for-each>
+<xsl:for-each select="atom:feed/atom:entry">
+<li dir="auto"><xsl:call-template name="item">
+<xsl:with-param name="title" select="atom:title"/>
+<xsl:with-param name="link" select="atom:link[@rel='alternate']/@href"/>
+<xsl:with-param name="date" select="atom:published"/></xsl:call-template></li>
+</xsl:for-each>
+</ul>
+</body>
+</html>
+</xsl:template>
+<xsl:template name="item">
+<xsl:param name="title"/><xsl:param name="link"/><xsl:param name="date"/>
+<xsl:choose>
+<xsl:when test="$$link"><a href="{$$link}"><xsl:value-of select="$$title"/></a></xsl:when>
+<xsl:otherwise><xsl:value-of select="$$title"/></xsl:otherwise>
+</xsl:choose>
+<time><xsl:value-of select="$$date"/></time>
+</xsl:template>
+</xsl:stylesheet>
+"""
 
 _INDEX_TEMPLATE = """<!DOCTYPE html>
 <html lang="{lang}" dir="{dir}">

@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from feeds.model import Document
-from feeds.publish import INDEX_PATH
+from feeds.publish import INDEX_PATH, MEDIA_TYPES
 from storage import Storage
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 PARTNER_PREFIX = "partner/"
 BROTLI_QUALITY = 11  # the smallest; paid once per build, reused across reloads
 ENCODINGS = ("br", "gzip")  # in order of preference
+JSON_FEED_TYPE = MEDIA_TYPES["json"].split(";")[0]
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,8 @@ def _respond(request: Request, served: Served, scope: str = "public") -> Respons
     }
     if _not_modified(request, served):
         return Response(status_code=304, headers=headers)
+    if scope == "public" and served.document.media_type.startswith(JSON_FEED_TYPE):
+        headers["Access-Control-Allow-Origin"] = "*"  # JSON Feed is read by browser scripts
     body = served.document.body
     if encoding:
         headers["Content-Encoding"] = encoding

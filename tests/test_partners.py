@@ -36,7 +36,7 @@ def get(server, path: str, **headers) -> requests.Response:
 
 def with_linked_article(server, make_article) -> None:
     """A security article with a link (the shipped seed has none), published and served."""
-    server.storage.save_articles([make_article("linked", url=ARTICLE_URL)])
+    server.storage.save_articles([make_article("linked", url=ARTICLE_URL, summary="ملخص الخبر")])
     build_documents(server.settings, server.storage)
     server.cache.reload()
 
