@@ -29,6 +29,7 @@ from feeds.partners import PartnerDesk
 from feeds.pipeline import Preparer, build_documents, ingest_seeds
 from feeds.polling import make_fetcher, poll_source, sync_config_sources
 from feeds.server import DocumentCache, create_app, make_server
+from feeds.websub import HubPinger, changed_feed_urls
 from storage import Storage
 
 log = logging.getLogger("nashra.scheduler")
@@ -45,6 +46,7 @@ class Runtime:
     def __init__(self, settings: Settings, storage: Storage, cache: DocumentCache):
         self.settings, self.storage, self.cache = settings, storage, cache
         self.partners = PartnerDesk(settings, storage, cache)
+        self.hub = HubPinger(settings.websub_hub) if settings.websub_hub else None
         self.fetcher = make_fetcher(settings)
         self.prepare = Preparer(settings)
         self.fetching: set[str] = set()
@@ -71,6 +73,8 @@ class Runtime:
     def stop(self) -> None:
         self.scheduler.shutdown(wait=False)
         self.fetcher.close()
+        if self.hub:
+            self.hub.close()
 
     def seeds_job(self) -> None:
         if ingest_seeds(self.settings, self.storage).topics:
@@ -80,8 +84,11 @@ class Runtime:
         self.partners.reload()  # follows `nashra partners` while running
         if self._changed.is_set():
             self._changed.clear()
-            if build_documents(self.settings, self.storage):
+            changed = build_documents(self.settings, self.storage)
+            if changed:
                 self.cache.reload()
+                if self.hub:
+                    self.hub.publish(changed_feed_urls(self.settings.base_url, changed))
 
     def sync_job(self) -> None:
         """Add a job for each enabled source that has none; drop jobs of the others."""
@@ -165,10 +172,12 @@ def _live_status(runtime: Runtime, stop: threading.Event) -> None:
 def run(settings: Settings, storage: Storage) -> None:
     """Ingest and publish once, then serve while the jobs keep everything fresh; Ctrl-C stops."""
     ingest_seeds(settings, storage, progress=sys.stderr.isatty())
-    build_documents(settings, storage)
+    changed = build_documents(settings, storage)
     cache = DocumentCache(storage)
     runtime = Runtime(settings, storage, cache)
     runtime.start()
+    if runtime.hub:
+        runtime.hub.publish(changed_feed_urls(settings.base_url, changed))
     app = create_app(cache, status=runtime.status, partners=runtime.partners,
                      host=settings.host, admin_token=settings.admin_token)
     if app.state.admin_required and not settings.admin_token:

@@ -19,6 +19,7 @@ from feeds.partners import hash_token, new_token
 from feeds.pipeline import build_documents, ingest_seeds, write_documents
 from feeds.polling import check_source, make_fetcher, poll_all, sync_config_sources
 from feeds.publish import FEED_KINDS, feed_path, sources_opml
+from feeds.websub import HubPinger, changed_feed_urls
 from storage import Storage, StorageError
 
 LOCAL_CONFIG = Path("nashra.toml")
@@ -109,7 +110,11 @@ def ingest(settings: Settings, storage: Storage) -> None:
     sync_config_sources(settings, storage)
     with make_fetcher(settings) as fetcher:
         reports += poll_all(settings, storage, fetcher)
-    build_documents(settings, storage)
+    changed = build_documents(settings, storage)
+    if settings.websub_hub:  # one attempt: this command does not linger for retries
+        hub = HubPinger(settings.websub_hub)
+        hub.publish(changed_feed_urls(settings.base_url, changed))
+        hub.close()
     for report in reports:
         click.echo(str(report))
 

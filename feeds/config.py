@@ -71,6 +71,7 @@ class Settings:
     dedupe: DedupeSettings = field(default_factory=lambda: DedupeSettings())
     admin_token: str | None = None  # for /status when the server is bound beyond loopback
     access_log: bool = False
+    websub_hub: str | None = None  # told of every changed topic feed
 
     @property
     def site_title(self) -> str:
@@ -190,7 +191,15 @@ def parse_settings(text: str, file: str) -> Settings:
         dedupe=_dedupe_settings(root.table("dedupe")),
         admin_token=os.environ.get(ADMIN_TOKEN_ENV) or server.get("admin_token", str, None),
         access_log=server.get("access_log", bool, False),
+        websub_hub=_websub_hub(root.table("websub")),
     )
+
+
+def _websub_hub(table: _Table) -> str | None:
+    hub = table.get("hub", str, None)
+    if hub is not None and not hub.startswith(("http://", "https://")):
+        raise table.error("hub", f"{hub!r} must be an http:// or https:// URL")
+    return hub
 
 
 def _dedupe_settings(table: _Table) -> DedupeSettings:

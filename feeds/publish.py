@@ -41,6 +41,7 @@ FORMAT_NAMES = {"rss": "RSS 2.0", "atom": "Atom 1.0", "json": "JSON Feed 1.1"}
 INDEX_PATH, OPML_PATH = "index.html", "topics.opml"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 DC_NS = "http://purl.org/dc/elements/1.1/"
+ATOM_NS = "http://www.w3.org/2005/Atom"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 BUILD_VERSION = "5"  # bump when the output format changes, so every feed is rebuilt
 
@@ -81,12 +82,16 @@ def tagged_link(url: str | None, params: tuple[tuple[str, str], ...]) -> str | N
 
 
 class _FeedExtension(BaseExtension):
-    """Declares dc: on the feed root (per-item dc:language and dc:creator), and puts the
-    browser view's <?xml-stylesheet?> before it; feed readers ignore that instruction.
+    """What the feed root needs beyond feedgen:
+
+    - dc: declared, for the per-item dc:language and dc:creator;
+    - the browser view's <?xml-stylesheet?> before the root (feed readers ignore it);
+    - the WebSub hub as a rel="hub" link (feedgen accepts no such rel).
     """
 
     def __init__(self) -> None:
         self.stylesheet: str | None = None
+        self.hub: str | None = None
 
     def extend_ns(self) -> dict[str, str]:
         return {"dc": DC_NS}
@@ -96,7 +101,16 @@ class _FeedExtension(BaseExtension):
             "xml-stylesheet", f'type="text/xsl" href="{html.escape(self.stylesheet)}"'))
         return root
 
-    extend_rss = extend_atom = _with_stylesheet
+    def extend_atom(self, feed):
+        if self.hub:
+            etree.SubElement(feed, "link", rel="hub", href=self.hub)
+        return self._with_stylesheet(feed)
+
+    def extend_rss(self, feed):
+        if self.hub:
+            etree.SubElement(feed.find("channel"), f"{{{ATOM_NS}}}link", rel="hub",
+                             href=self.hub)
+        return self._with_stylesheet(feed)
 
 
 class EntryExtras(BaseEntryExtension):
@@ -231,7 +245,7 @@ def topic_fingerprint(settings: Settings, topic: Topic, articles: Sequence[Artic
     """What a topic's feeds are built from: when it is unchanged, so are their bytes."""
     return fingerprint(
         BUILD_VERSION, settings.base_url, settings.site_titles, settings.language,
-        [topic.slug, topic.language, topic.titles, topic.descriptions],
+        settings.websub_hub, [topic.slug, topic.language, topic.titles, topic.descriptions],
         [[a.id, a.updated, a.content_hash, a.topics, _credits(a.origin, *a.reported_by)]
          for a in articles],
         {t.slug: t.titles for t in settings.topics},
@@ -253,6 +267,8 @@ def build_topic(
     """
     updated = max((a.updated for a in articles), default=empty_updated)
     generator = _feed_generator(settings, topic, updated)
+    if syndication == FULL:  # partner feeds are private: no hub can fetch them
+        generator.nashra.hub = settings.websub_hub
     for article in articles:
         _add_entry(generator, settings, topic, article, syndication)
     built_from = built_from or topic_fingerprint(settings, topic, articles)
@@ -351,6 +367,8 @@ def json_feed(settings: Settings, topic: Topic, articles: Sequence[Article],
         "authors": [{"name": label_for(settings.site_title, settings.language)}],
         "items": [_json_item(article, syndication) for article in articles],
     }
+    if settings.websub_hub and syndication == FULL:
+        feed["hubs"] = [{"type": "WebSub", "url": settings.websub_hub}]
     return (json.dumps(feed, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
 
 
