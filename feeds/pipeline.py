@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from feeds.archives import update_archives
 from feeds.clean import clean_article
 from feeds.clusters import deduper_for, forget_deduper
 from feeds.config import Settings
@@ -142,7 +143,10 @@ def build_documents(settings: Settings, storage: Storage, force: bool = False) -
         newest = max([newest, *(a.updated for a in articles)])
         inputs = topic_fingerprint(settings, topic, articles)
         if any(previous.get(feed_path(topic.slug, kind)) != inputs for kind in FEED_KINDS):
-            changed += build_topic(settings, topic, articles, empty_updated, inputs)
+            open_page, newest_archive = update_archives(settings, storage, topic, articles)
+            changed += open_page
+            changed += build_topic(settings, topic, articles, empty_updated, inputs,
+                                   archive=newest_archive)
     stylesheets = [build_stylesheet(settings, language, empty_updated)
                    for language in dict.fromkeys(t.language for t in settings.topics)]
     for document in (build_opml(settings, newest),

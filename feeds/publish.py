@@ -42,6 +42,8 @@ INDEX_PATH, OPML_PATH = "index.html", "topics.opml"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 ATOM_NS = "http://www.w3.org/2005/Atom"
+FH_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
+IMMUTABLE_AGE = 31_536_000  # a year: the max-age of a full archive page
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 BUILD_VERSION = "5"  # bump when the output format changes, so every feed is rebuilt
 
@@ -52,6 +54,10 @@ def feed_path(slug: str, kind: str) -> str:
 
 def stylesheet_path(language: str) -> str:
     return f"style/{language}.xsl"
+
+
+def archive_path(slug: str, page: int) -> str:
+    return f"topics/{slug}/archive/{page}.atom"
 
 
 @dataclass(frozen=True)
@@ -86,15 +92,18 @@ class _FeedExtension(BaseExtension):
 
     - dc: declared, for the per-item dc:language and dc:creator;
     - the browser view's <?xml-stylesheet?> before the root (feed readers ignore it);
-    - the WebSub hub as a rel="hub" link (feedgen accepts no such rel).
+    - links with the rels feedgen refuses: WebSub's hub, RFC 5005's prev-archive,
+      next-archive and current (in RSS as atom:link);
+    - RFC 5005's <fh:archive/> on an archive page.
     """
 
     def __init__(self) -> None:
         self.stylesheet: str | None = None
-        self.hub: str | None = None
+        self.links: dict[str, str] = {}  # rel -> href
+        self.archive = False
 
     def extend_ns(self) -> dict[str, str]:
-        return {"dc": DC_NS}
+        return {"dc": DC_NS, "fh": FH_NS} if self.archive else {"dc": DC_NS}
 
     def _with_stylesheet(self, root):
         root.addprevious(etree.ProcessingInstruction(
@@ -102,14 +111,15 @@ class _FeedExtension(BaseExtension):
         return root
 
     def extend_atom(self, feed):
-        if self.hub:
-            etree.SubElement(feed, "link", rel="hub", href=self.hub)
+        for rel, href in self.links.items():
+            etree.SubElement(feed, "link", rel=rel, href=href)
+        if self.archive:
+            etree.SubElement(feed, f"{{{FH_NS}}}archive")
         return self._with_stylesheet(feed)
 
     def extend_rss(self, feed):
-        if self.hub:
-            etree.SubElement(feed.find("channel"), f"{{{ATOM_NS}}}link", rel="hub",
-                             href=self.hub)
+        for rel, href in self.links.items():
+            etree.SubElement(feed.find("channel"), f"{{{ATOM_NS}}}link", rel=rel, href=href)
         return self._with_stylesheet(feed)
 
 
@@ -259,16 +269,18 @@ def _credits(*credits: Credit | None) -> list:
 def build_topic(
     settings: Settings, topic: Topic, articles: Sequence[Article], empty_updated: datetime,
     built_from: str | None = None, syndication: Syndication = FULL,
+    archive: str | None = None,
 ) -> list[Document]:
-    """The RSS and Atom documents of `topic`, newest first; same inputs, same bytes.
+    """The RSS, Atom and JSON documents of `topic`, newest first; same inputs, same bytes.
 
     `built_from` is `topic_fingerprint` of the same inputs, when the caller has it already;
-    a partner's `syndication` is part of it.
+    a partner's `syndication` is part of it. `archive` is the newest archive page's URL.
     """
     updated = max((a.updated for a in articles), default=empty_updated)
     generator = _feed_generator(settings, topic, updated)
     if syndication == FULL:  # partner feeds are private: no hub can fetch them
-        generator.nashra.hub = settings.websub_hub
+        links = {"hub": settings.websub_hub, "prev-archive": archive}
+        generator.nashra.links = {rel: href for rel, href in links.items() if href}
     for article in articles:
         _add_entry(generator, settings, topic, article, syndication)
     built_from = built_from or topic_fingerprint(settings, topic, articles)
@@ -339,6 +351,32 @@ def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, artic
     extras.creator = label_for(article.author, language) if article.author else None
     extras.enclosures = article.enclosures
     extras.source_updated = article.updated
+
+
+def build_archive_page(settings: Settings, topic: Topic, articles: Sequence[Article],
+                       page: int, full: bool, empty_updated: datetime) -> Document:
+    """Archive page `page` of `topic` (RFC 5005), Atom; a `full` one never changes.
+
+    Pages count from the oldest stories; every page links the one before and after it
+    (a full page's next always exists, if only as the open page) and the current feed.
+    """
+    updated = max((a.updated for a in articles), default=empty_updated)
+    generator = _feed_generator(settings, topic, updated)
+    base, path = settings.base_url, archive_path(topic.slug, page)
+    generator.id(f"{base}/{path}")
+    links = {"current": f"{base}/{feed_path(topic.slug, 'atom')}"}
+    if page > 1:
+        links["prev-archive"] = f"{base}/{archive_path(topic.slug, page - 1)}"
+    if full:
+        links["next-archive"] = f"{base}/{archive_path(topic.slug, page + 1)}"
+    generator.nashra.links, generator.nashra.archive = links, True
+    for article in articles:
+        _add_entry(generator, settings, topic, article, FULL)
+    _set_links(generator, settings, topic, path, "atom")
+    body = generator.atom_str(pretty=True)
+    return Document(path, MEDIA_TYPES["atom"], body, etag(body), updated,
+                    fingerprint(BUILD_VERSION, path, body.decode("utf-8")),
+                    IMMUTABLE_AGE if full else MIN_MAX_AGE)
 
 
 def _body(article: Article, syndication: Syndication) -> str:

@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from feeds.model import Document
-from feeds.publish import INDEX_PATH, MEDIA_TYPES
+from feeds.publish import IMMUTABLE_AGE, INDEX_PATH, MEDIA_TYPES
 from storage import Storage
 
 if TYPE_CHECKING:
@@ -136,10 +136,12 @@ def _respond(request: Request, served: Served, scope: str = "public") -> Respons
     `scope` is "private" for a partner's feed: shared caches must not keep it.
     """
     encoding = _encoding(request)
+    age = served.document.max_age
     headers = {
         "ETag": served.etag(encoding),
         "Last-Modified": served.last_modified,
-        "Cache-Control": f"{scope}, max-age={served.document.max_age}",
+        "Cache-Control": f"{scope}, max-age={age}" + (", immutable" if age >= IMMUTABLE_AGE
+                                                      else ""),
         "Vary": "Accept-Encoding",
     }
     if _not_modified(request, served):

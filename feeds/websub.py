@@ -25,8 +25,9 @@ TIMEOUT = 10.0
 
 
 def changed_feed_urls(base_url: str, documents: Iterable[Document]) -> list[str]:
-    """The public topic feeds among freshly built `documents`, as absolute URLs."""
-    return [f"{base_url}/{d.path}" for d in documents if d.path.startswith("topics/")]
+    """The public topic feeds (not archive pages) among freshly built `documents`, as URLs."""
+    return [f"{base_url}/{d.path}" for d in documents
+            if d.path.startswith("topics/") and d.path.count("/") == 1]
 
 
 class HubPinger:

@@ -166,6 +166,18 @@ def _partner_columns() -> list[sa.Column]:
 partners = sa.Table("partners", metadata, *_partner_columns())
 
 
+def _archived_columns() -> list[sa.Column]:
+    """Added in version 5: which stories each topic's frozen archive pages hold."""
+    return [
+        sa.Column("topic", sa.String(64), primary_key=True),
+        sa.Column("article_id", sa.String(36), primary_key=True),
+        sa.Column("page", sa.Integer, nullable=False),
+    ]
+
+
+archived = sa.Table("archived", metadata, *_archived_columns())
+
+
 def _v2_feed_sources(op: Operations) -> None:
     for column in _source_state_columns():
         op.add_column("sources", column)
@@ -204,8 +216,9 @@ def _v4_dedupe(op: Operations) -> None:
 
 
 def _v5_partners(op: Operations) -> None:
-    """Partners, and how long each served document may be cached."""
+    """Partners, archive pages, and how long each served document may be cached."""
     op.create_table("partners", *_partner_columns())
+    op.create_table("archived", *_archived_columns())
     op.add_column("documents", sa.Column("max_age", sa.Integer, nullable=False,
                                          server_default="60"))
 

@@ -12,7 +12,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from feeds.model import Article, Credit, DedupeKeys, Document, Enclosure, Partner, Source
-from storage.schema import article_topics, articles, documents, meta, migrate, partners, sources
+from storage.schema import (
+    archived,
+    article_topics,
+    articles,
+    documents,
+    meta,
+    migrate,
+    partners,
+    sources,
+)
 
 _ARTICLE_COLUMNS = ("id", "source", "key", "title", "content_html", "summary", "language",
                     "url", "author", "published", "updated", "content_hash", "categories",
@@ -410,6 +419,46 @@ class Storage:
                 value = secrets.token_hex(32)
                 conn.execute(meta.insert().values(key="partner_key", value=value))
         return bytes.fromhex(value)
+
+    # -- archives (RFC 5005) --------------------------------------------------------------
+
+    def unarchived(self, topic: str) -> list[str]:
+        """Ids of the topic's stories that no frozen archive page holds, oldest first."""
+        held = sa.exists().where(archived.c.topic == topic,
+                                 archived.c.article_id == article_topics.c.article_id)
+        query = (sa.select(article_topics.c.article_id)
+                 .join(articles, articles.c.id == article_topics.c.article_id)
+                 .where(article_topics.c.topic == topic, articles.c.duplicate_of.is_(None), ~held)
+                 .order_by(article_topics.c.published, article_topics.c.article_id))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def archive_pages(self, topic: str) -> int:
+        """How many frozen archive pages `topic` has."""
+        query = sa.select(sa.func.max(archived.c.page)).where(archived.c.topic == topic)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar() or 0
+
+    def stories(self, ids: Sequence[str]) -> list[Article]:
+        """These articles with their outlets, newest first, as `articles` gives them."""
+        query = (_article_select(keys=False).where(articles.c.id.in_(ids))
+                 .order_by(articles.c.published.desc(), articles.c.id))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            credits: dict[str, list[Credit]] = {row.id: [] for row in rows}
+            for row in conn.execute(_MEMBERS, {"ids": list(credits)}):
+                credits[row.duplicate_of].append(_credit(row))
+        return [_article(row, origin=_credit(row), reported_by=tuple(credits[row.id]))
+                for row in rows]
+
+    def freeze_archive(self, topic: str, page: int, ids: Sequence[str],
+                       document: Document) -> None:
+        """Record a full archive page and store its document, together: it never changes."""
+        with self.engine.begin() as conn:
+            conn.execute(archived.insert(), [{"topic": topic, "article_id": i, "page": page}
+                                             for i in ids])
+            conn.execute(documents.delete().where(documents.c.path == document.path))
+            conn.execute(documents.insert().values(asdict(document)))
 
 
 _SOURCE_STATE = ("url", "title", "enabled", "etag", "last_modified", "last_fetch", "last_status",
