@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-import zlib
 from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -93,13 +92,62 @@ def canonical_url(url: str) -> str:
 
 # --- Text -------------------------------------------------------------------------------
 
-# Punctuation, one str.replace each: on Arabic text 3-7x faster than a regex or translate.
-_PUNCTUATION = tuple(
-    "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~،؛؟٪٫٬٭۔«»¡¿·—–‐‑‒―‘’‚‛“”„‟…‹›•′″﴾﴿、。"
-)
-# UTF-8 lead bytes of U+00C0-U+024F: accented Latin letters (never Arabic continuation bytes).
-_LATIN_LEADS = tuple(bytes([lead]) for lead in range(0xC3, 0xCA))
+_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~،؛؟٪٫٬٭۔«»¡¿·—–‐‑‒―‘’‚‛“”„‟…‹›•′″﴾﴿、。"
+# Whether a code point belongs to a word: not punctuation, nor anything str.split() splits
+# on. Indexed with the code point clipped to the BMP (the last entry, a letter, stands for
+# the astral planes).
+_IN_WORD = np.ones(0x10000, dtype=bool)
+_IN_WORD[[ord(mark) for mark in _PUNCTUATION]] = False
+_IN_WORD[[code for code in range(0x10000) if chr(code).isspace()]] = False
 _COMBINING = re.compile("[\u0300-\u036f]")
+
+
+class _Text:
+    """A text as compared for duplicates: the code points of its normalized form.
+
+    Kept as one array rather than a list of words: making a str for each of an article's
+    300 words, then hashing each in Python, cost more than all the rest of normalizing.
+    """
+
+    __slots__ = ("codes",)
+
+    def __init__(self, text: str, folded: bool = False) -> None:
+        if not folded:
+            text = fold(text)
+        codes = _code_points(text)
+        if not folded and ((codes - 0xC0) < 0x1C0).any():  # Latin letters U+00C0-U+027F
+            codes = _code_points(_COMBINING.sub("", unicodedata.normalize("NFKD", text)))
+        in_word = np.zeros(len(codes) + 1, dtype=bool)  # in_word[i + 1]: is codes[i]
+        _IN_WORD.take(codes, out=in_word[1:], mode="clip")
+        spaced = np.where(in_word[1:], codes, np.uint32(32))
+        codes = spaced[in_word[1:] | in_word[:-1]]  # every word and the separator after it
+        self.codes = codes[:-1] if len(codes) and codes[-1] == 32 else codes
+
+    def normal(self) -> str:
+        """The words separated by one space."""
+        return self.codes.tobytes().decode("utf-32-le")
+
+    def shingles(self) -> np.ndarray:
+        """The distinct 64-bit hashes of the 3-word shingles (of all words if fewer), sorted.
+
+        A shingle is a span of the normalized text, so it is hashed as one: a polynomial
+        hash from differences of a single prefix sum, then mixed to break its linearity.
+        """
+        bounds = np.flatnonzero(self.codes == 32)
+        words = len(bounds) + 1 if len(self.codes) else 0
+        if not words:
+            return np.empty(0, dtype=np.uint64)
+        bounds = np.concatenate(([-1], bounds, [len(self.codes)]))
+        span = min(SHINGLE_WORDS, words)
+        hashes = _span_hashes(self.codes, bounds[:-span] + 1, bounds[span:])
+        hashes ^= hashes >> _SHIFT29
+        hashes *= _MIX
+        hashes.sort()
+        return hashes[np.concatenate(([True], hashes[1:] != hashes[:-1]))]
+
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 
 def normalize_text(text: str) -> str:
@@ -109,24 +157,16 @@ def normalize_text(text: str) -> str:
     hamza carriers, Arabic-Indic and Persian digits); French and English lose case and
     accents; every run of punctuation and space becomes one space.
     """
-    return " ".join(_words(text))
+    return _Text(text).normal()
 
 
-def _words(text: str) -> list[str]:
-    text = fold(text)
-    data = text.encode()
-    if any(lead in data for lead in _LATIN_LEADS):
-        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
-    for mark in _PUNCTUATION:
-        if mark in text:
-            text = text.replace(mark, " ")
-    return text.split()
+def _fingerprint(normal: str) -> str:
+    return hashlib.blake2b(normal.encode(), digest_size=16).hexdigest() if normal else ""
 
 
 def text_fingerprint(text: str) -> str:
     """The exact-duplicate key: 128-bit BLAKE2b of the normalized text, hex ("" if empty)."""
-    normal = normalize_text(text)
-    return hashlib.blake2b(normal.encode(), digest_size=16).hexdigest() if normal else ""
+    return _fingerprint(normalize_text(text))
 
 
 # --- Signatures -------------------------------------------------------------------------
@@ -134,44 +174,45 @@ def text_fingerprint(text: str) -> str:
 PERMUTATIONS = 64
 SHINGLE_WORDS = 3
 _rng = np.random.default_rng(0x4E617368)  # fixed: signatures must survive restarts
-_A = _rng.integers(1, 2**63, PERMUTATIONS, dtype=np.uint64) | np.uint64(1)
-_B = _rng.integers(0, 2**63, PERMUTATIONS, dtype=np.uint64)
-_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
+# The permutations x -> a x + b modulo 2^32, a odd, one row each: they run down the rows.
+_A = _rng.integers(0, 2**32, (PERMUTATIONS, 1), dtype=np.uint32) | np.uint32(1)
+_B = _rng.integers(0, 2**32, (PERMUTATIONS, 1), dtype=np.uint32)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
 _BAND_SALT = _rng.integers(0, 2**63, PERMUTATIONS, dtype=np.uint64)
+_ROW_MIX = _rng.integers(0, 2**63, PERMUTATIONS, dtype=np.uint64) | np.uint64(1)
 _SHIFT29, _SHIFT32 = np.uint64(29), np.uint64(32)
 _EMPTY = np.uint32(0xFFFFFFFF)
-_word_hashes: dict[str, int] = {}
-_WORD_CACHE_MAX = 500_000
+_BASE = 0x100000001B3  # the polynomial hash's: odd, so invertible modulo 2^64
+_INVERSE = pow(_BASE, -1, 2**64)
 
 
-def _word_hash(word: str) -> int:
-    """A stable 32-bit hash of one word (crc32), cached: news reuses a small vocabulary."""
-    value = _word_hashes.get(word)
-    if value is None:
-        if len(_word_hashes) >= _WORD_CACHE_MAX:
-            _word_hashes.clear()
-        value = _word_hashes[word] = zlib.crc32(word.encode())
-    return value
+def _powers(base: int, n: int) -> np.ndarray:
+    """base^0 .. base^(n-1) modulo 2^64."""
+    powers = np.full(n, base, dtype=np.uint64)
+    powers[0] = 1
+    return np.cumprod(powers, out=powers)
+
+
+# Kept for texts up to 64K characters (1 MB); a longer one gets its own.
+_UP = _powers(_BASE, 1 << 16)
+_DOWN = _powers(_INVERSE, 1 << 16)
+
+
+def _span_hashes(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The polynomial hash modulo 2^64 of each span codes[start:end], all from one prefix sum.
+
+    sum (c_i + 1) base^(i - start): the same for the same text wherever it is.
+    """
+    n = len(codes)
+    up, down = (_UP, _DOWN) if n <= len(_UP) else (_powers(_BASE, n), _powers(_INVERSE, n))
+    prefix = np.zeros(n + 1, dtype=np.uint64)
+    np.cumsum((codes + np.uint64(1)) * up[:n], out=prefix[1:])  # wraps around: the modulo
+    return (prefix[ends] - prefix[starts]) * down[starts]
 
 
 def shingle_hashes(normal: str) -> np.ndarray:
     """The distinct 64-bit hashes of the 3-word shingles of normalized text, all at once."""
-    return _hashes_of_words(normal.split())
-
-
-def _hashes_of_words(words: list[str]) -> np.ndarray:
-    if not words:
-        return np.empty(0, dtype=np.uint64)
-    try:
-        h = np.fromiter(map(_word_hashes.__getitem__, words), np.uint64, count=len(words))
-    except KeyError:  # a word not seen yet: hash the new ones, then the fast path again
-        h = np.fromiter(map(_word_hash, words), np.uint64, count=len(words))
-    n = max(len(h) - SHINGLE_WORDS + 1, 1)
-    mixed = h[:n] * _MIX[0]  # uint64 arrays wrap around silently: that is the hash
-    for i in range(1, min(SHINGLE_WORDS, len(h))):
-        mixed = (mixed ^ (mixed >> _SHIFT29)) + h[i:i + n] * _MIX[i]
-    mixed.sort()
-    return mixed[np.concatenate(([True], mixed[1:] != mixed[:-1]))]
+    return _Text(normal, folded=True).shingles()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -203,13 +244,16 @@ class Signature:
 
 
 def signature_of_hashes(hashes: np.ndarray) -> Signature:
-    """MinHash by multiply-shift permutations of the shingle hashes, in one numpy expression."""
+    """MinHash by affine permutations modulo 2^32 of the shingle hashes' high halves.
+
+    In 32-bit arithmetic numpy works on twice the lanes of 64-bit multiply-shift; against
+    the exact Jaccard of corpus pairs both err as little as 64 true random minima would.
+    """
     if not len(hashes):
         return Signature(0, np.full(PERMUTATIONS, _EMPTY, dtype=np.uint32))
-    permuted = hashes[:, None] * _A
+    permuted = _A * (hashes >> _SHIFT32).astype(np.uint32)  # wraps around: the modulo
     permuted += _B
-    permuted >>= _SHIFT32
-    return Signature(len(hashes), permuted.min(axis=0).astype(np.uint32))
+    return Signature(len(hashes), permuted.min(axis=1))
 
 
 def signature(text: str, normalized: bool = False) -> Signature:
@@ -283,8 +327,10 @@ class NearDuplicateIndex:
     Memory is bounded by `window` (and `max_articles`, oldest out first). Signatures live in
     one uint32 matrix. The band keys of all articles sit in one sorted uint64 array with
     their slots (12 bytes a band, where a dict costs ~80), found with `searchsorted`;
-    the newest articles' keys wait in a small dict until `merge_every` of them are merged
-    in. A removed article's slot is reused only after a merge has purged its keys.
+    the newest articles' keys wait in a small dict until `merge_every` of them, or a
+    sixteenth of the index if more, are merged in: each merge copies the whole array, so
+    merging at a share of it keeps the copying per article constant however many there are.
+    A removed article's slot is reused only after a merge has purged its keys.
     Rebuilding with `from_signatures` from stored bytes gives the same answers.
     """
 
@@ -303,6 +349,7 @@ class NearDuplicateIndex:
     _keys_sorted: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64), repr=False)
     _key_slots: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32), repr=False)
     _pending: dict[int, int | list[int]] = field(default_factory=dict, repr=False)
+    _pending_keys: list[np.ndarray] = field(default_factory=list, repr=False)
     _pending_slots: list[int] = field(default_factory=list, repr=False)
 
     def __len__(self) -> int:
@@ -325,11 +372,14 @@ class NearDuplicateIndex:
         """One key per LSH band: its minima packed into 64 bits, salted by band."""
         bands = self.thresholds.bands
         rows = len(sig.mins) // bands
-        values = sig.mins[:bands * rows].astype(np.uint64).reshape(bands, rows)
-        if rows <= 2:
-            packed = values[:, 0] if rows == 1 else (values[:, 0] << _SHIFT32) | values[:, 1]
+        values = np.ascontiguousarray(sig.mins[:bands * rows])
+        if rows == 2:  # the default: two uint32 minima are one uint64
+            packed = values.view(np.uint64)
+        elif rows == 1:
+            packed = values.astype(np.uint64)
         else:
-            packed = (values * _A[:rows]).sum(axis=1, dtype=np.uint64)
+            packed = (values.astype(np.uint64).reshape(bands, rows) * _ROW_MIX[:rows]).sum(
+                axis=1, dtype=np.uint64)
         return packed ^ _BAND_SALT[:bands]
 
     def add(self, article_id: str, published: datetime, sig: Signature) -> None:
@@ -346,8 +396,9 @@ class NearDuplicateIndex:
         self._mins[slot] = sig.mins
         self._sizes[slot] = sig.size
         self._published[slot] = published.timestamp()
+        keys = self._keys(sig)
         pending = self._pending
-        for key in self._keys(sig).tolist():
+        for key in keys.tolist():
             held = pending.get(key)
             if held is None:
                 pending[key] = slot
@@ -355,8 +406,9 @@ class NearDuplicateIndex:
                 held.append(slot)
             else:
                 pending[key] = [held, slot]
+        self._pending_keys.append(keys)
         self._pending_slots.append(slot)
-        if len(self._pending_slots) >= self.merge_every:
+        if len(self._pending_slots) >= max(self.merge_every, len(self._slots) // 16):
             self.merge()
 
     def _grow(self) -> int:
@@ -371,26 +423,23 @@ class NearDuplicateIndex:
 
     def merge(self) -> None:
         """Move the pending keys into the sorted arrays and purge removed articles' keys."""
-        alive = np.array([i is not None for i in self._ids], dtype=bool)
+        alive = np.isfinite(self._published[:len(self._ids)])  # a removed one's is inf
         keys, slots = self._keys_sorted, self._key_slots
         if self._dead:
             keep = alive[slots]
             keys, slots = keys[keep], slots[keep]
-        new_keys = [k for k, held in self._pending.items()
-                    for _ in (held if isinstance(held, list) else (held,))]
-        new_slots = [s for held in self._pending.values()
-                     for s in (held if isinstance(held, list) else (held,))]
-        if new_keys:
-            add_keys = np.array(new_keys, dtype=np.uint64)
-            add_slots = np.array(new_slots, dtype=np.int32)
+        if self._pending_keys:
+            add_keys = np.concatenate(self._pending_keys)
+            add_slots = np.repeat(np.array(self._pending_slots, dtype=np.int32),
+                                  [len(k) for k in self._pending_keys])
             keep = alive[add_slots]
             add_keys, add_slots = add_keys[keep], add_slots[keep]
-            order = np.argsort(add_keys, kind="stable")
+            order = np.argsort(add_keys)  # equal keys: slots in any order
             add_keys, add_slots = add_keys[order], add_slots[order]
             where = np.searchsorted(keys, add_keys, side="right")
             keys, slots = np.insert(keys, where, add_keys), np.insert(slots, where, add_slots)
         self._keys_sorted, self._key_slots = keys, slots
-        self._pending, self._pending_slots = {}, []
+        self._pending, self._pending_keys, self._pending_slots = {}, [], []
         self._free.extend(self._dead)
         self._dead = []
 
@@ -418,22 +467,16 @@ class NearDuplicateIndex:
         """Live slots sharing a band with `sig`, earliest published (then id) first."""
         keys = self._keys(sig)
         found: set[int] = set()
-        if len(self._keys_sorted):
-            left = np.searchsorted(self._keys_sorted, keys, side="left")
-            right = np.searchsorted(self._keys_sorted, keys, side="right")
-            for start, end in zip(left.tolist(), right.tolist(), strict=True):
-                if end > start:
-                    found.update(self._key_slots[start:end].tolist())
-        if self._pending:
-            pending = self._pending
-            for key in keys.tolist():
-                held = pending.get(key)
-                if held is None:
-                    continue
-                if isinstance(held, list):
-                    found.update(held)
-                else:
-                    found.add(held)
+        merged = self._keys_sorted
+        if len(merged):
+            left = merged.searchsorted(keys)
+            for band in np.flatnonzero(merged.take(left, mode="clip") == keys).tolist():
+                end = merged.searchsorted(keys[band], side="right")  # only for hits: rare
+                found.update(self._key_slots[left[band]:end].tolist())
+        pending = self._pending
+        for key in filter(pending.__contains__, keys.tolist()):
+            held = pending[key]
+            found.update(held if isinstance(held, list) else (held,))
         ids, published = self._ids, self._published
         return sorted((s for s in found if ids[s] is not None),
                       key=lambda s: (published[s], ids[s]))
@@ -475,11 +518,9 @@ class Prepared:
 
 def prepare(url: str | None, text: str) -> Prepared:
     """The canonical URL, the exact fingerprint and the signature of one article."""
-    words = _words(text)
-    normal = " ".join(words)
-    fingerprint = hashlib.blake2b(normal.encode(), digest_size=16).hexdigest() if normal else ""
-    return Prepared(canonical_url(url) if url else "", fingerprint,
-                    signature_of_hashes(_hashes_of_words(words)))
+    folded = _Text(text)
+    return Prepared(canonical_url(url) if url else "", _fingerprint(folded.normal()),
+                    signature_of_hashes(folded.shingles()))
 
 
 def decide(
