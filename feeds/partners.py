@@ -94,12 +94,15 @@ class PartnerDesk:
         partners = tuple(self.storage.partners())
         with self._lock:
             self._partners = partners
-            for partner in partners:
-                pulls = self._pulls.get(partner.name)
-                if pulls is None or pulls.bucket.rate != partner.rate:
-                    self._pulls[partner.name] = Pulls(TokenBucket(partner.rate))
-            names = {p.name for p in partners}
-            self._built = {k: v for k, v in self._built.items() if k[0] in names}
+            self._pulls = {p.name: self._kept_pulls(p) for p in partners}
+            self._built = {k: v for k, v in self._built.items() if k[0] in self._pulls}
+
+    def _kept_pulls(self, partner: Partner) -> Pulls:
+        """The partner's counts and bucket so far, or new ones when its rate changed."""
+        pulls = self._pulls.get(partner.name)
+        if pulls is None or pulls.bucket.rate != partner.rate:
+            return Pulls(TokenBucket(partner.rate))
+        return pulls
 
     def find(self, token: str) -> Partner | None:
         """The partner holding `token`; every hash is compared, in constant time."""
