@@ -1,4 +1,5 @@
-"""Stored articles -> feed bytes: RSS 2.0 and Atom 1.0 per topic (feedgen), OPML, index page.
+"""Stored articles -> feed bytes: RSS 2.0, Atom 1.0 (feedgen) and JSON Feed 1.1 per topic,
+their archive pages and browser stylesheets, OPML, index page.
 
 Direction travels in the text and markup, not in the feed's language alone: bodies are
 wrapped in a block with `dir` and `lang`, and RTL labels get U+200F when they open with a

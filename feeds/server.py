@@ -1,7 +1,8 @@
 """HTTP: the published documents, pre-rendered and pre-compressed, with conditional GET.
 
-The server never builds a feed: it serves the bytes that publishing stored, from memory,
-and `DocumentCache.reload()` swaps in new ones after each build.
+The server builds no public feed: it serves the bytes that publishing stored, from memory,
+and `DocumentCache.reload()` swaps in new ones after each build. Partner feeds are built
+on their first pull by `feeds.partners` and kept beside them.
 """
 
 from __future__ import annotations
