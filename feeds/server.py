@@ -38,6 +38,8 @@ PARTNER_PREFIX = "partner/"
 BROTLI_QUALITY = 11  # the smallest; paid once per build, reused across reloads
 ENCODINGS = ("br", "gzip")  # in order of preference
 JSON_FEED_TYPE = MEDIA_TYPES["json"].split(";")[0]
+XML_FEED_TYPES = (MEDIA_TYPES["rss"], MEDIA_TYPES["atom"])
+BROWSER_XML_TYPE = "application/xml; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ def _respond(request: Request, served: Served, scope: str = "public") -> Respons
         "Last-Modified": served.last_modified,
         "Cache-Control": f"{scope}, max-age={age}" + (", immutable" if age >= IMMUTABLE_AGE
                                                       else ""),
-        "Vary": "Accept-Encoding",
+        "Vary": "Accept-Encoding, Accept" if _is_xml_feed(served) else "Accept-Encoding",
     }
     if _not_modified(request, served):
         return Response(status_code=304, headers=headers)
@@ -153,7 +155,21 @@ def _respond(request: Request, served: Served, scope: str = "public") -> Respons
     if encoding:
         headers["Content-Encoding"] = encoding
         body = served.compressed[encoding]
-    return Response(body, headers=headers, media_type=served.document.media_type)
+    return Response(body, headers=headers, media_type=_media_type(request, served))
+
+
+def _is_xml_feed(served: Served) -> bool:
+    return served.document.media_type in XML_FEED_TYPES
+
+
+def _media_type(request: Request, served: Served) -> str:
+    """A browser (it asks for text/html) gets RSS/Atom as application/xml: only then does
+    Chromium apply the feed's stylesheet rather than show the XML as text. Feed readers get
+    the feed's own type.
+    """
+    if _is_xml_feed(served) and "text/html" in request.headers.get("accept", ""):
+        return BROWSER_XML_TYPE
+    return served.document.media_type
 
 
 async def serve_document(request: Request) -> Response:

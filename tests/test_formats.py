@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from datetime import datetime
 
 import feedparser
+import lxml.html
 import pytest
 import requests
 from conftest import SEED_TITLE
@@ -110,3 +113,33 @@ def test_index_links_every_format(live_server):
 
     assert 'type="application/feed+json" title="أمن (JSON Feed 1.1)" ' in page
     assert 'href="/topics/security.json"' in page
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.mark.parametrize("kind", ["rss", "atom"])
+def test_browsers_get_the_feed_as_xml_and_readers_as_a_feed(live_server, kind):
+    url = f"{live_server.url}/topics/security.{kind}"
+    browser = get(url, Accept=BROWSER_ACCEPT)
+    reader = get(url, Accept=feedparser.http.ACCEPT_HEADER)
+
+    assert browser.headers["Content-Type"] == "application/xml; charset=utf-8"
+    assert reader.headers["Content-Type"] == f"application/{kind}+xml; charset=utf-8"
+    assert browser.content == reader.content
+    assert browser.headers["Vary"] == "Accept-Encoding, Accept"
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="needs headless Chromium (Debian's chromium package)")
+@pytest.mark.parametrize("kind", ["rss", "atom"])
+def test_chromium_shows_the_feed_as_a_right_to_left_page(live_server, kind):
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+         f"{live_server.url}/topics/security.{kind}"],
+        capture_output=True, timeout=120, check=True).stdout
+    page = lxml.html.document_fromstring(dom)
+
+    assert (page.get("lang"), page.get("dir")) == ("ar", "rtl")
+    assert SEED_TITLE in page.text_content()
+    assert page.find_class("note")
