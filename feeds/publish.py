@@ -185,8 +185,10 @@ def build_topic(
     """
     updated = max((a.updated for a in articles), default=empty_updated)
     generator = _feed_generator(settings, topic, updated)
+    labels = {other.slug: label_for(other.titles.get(topic.language, other.title),
+                                    topic.language) for other in settings.topics}
     for article in articles:
-        _add_entry(generator, settings, topic, article)
+        _add_entry(generator, f"{settings.base_url}/topics/", labels, topic, article)
     built_from = built_from or topic_fingerprint(settings, topic, articles)
     documents = []
     for kind in ("rss", "atom"):
@@ -220,7 +222,9 @@ def _set_links(generator: FeedGenerator, settings: Settings, topic: Topic, kind:
                    type="text/html")
 
 
-def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, article: Article):
+def _add_entry(generator: FeedGenerator, scheme: str, labels: dict[str, str], topic: Topic,
+               article: Article) -> None:
+    """One entry; `labels` are the category labels of every topic in `topic`'s language."""
     language = article.language
     entry = generator.add_entry(order="append")
     entry.id(f"urn:uuid:{article.id}")
@@ -233,20 +237,18 @@ def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, artic
     entry.content(directed_xhtml(body, language), type="xhtml")
     if article.summary:
         entry.summary(directed_xhtml(_paragraph(article.summary), language), type="xhtml")
-    if article.author:
-        entry.author({"name": label_for(article.author, language)})
+    author = label_for(article.author, language) if article.author else None
+    if author:
+        entry.author({"name": author})
     for slug in article.topics:
-        other = settings.topic(slug)
-        if other is not None:
-            entry.category(term=slug, scheme=f"{settings.base_url}/topics/",
-                           label=label_for(other.titles.get(topic.language, other.title),
-                                           topic.language))
+        if slug in labels:
+            entry.category(term=slug, scheme=scheme, label=labels[slug])
     if article.origin is not None and article.origin.feed_url:
         entry.source(url=article.origin.feed_url, title=label_for(article.origin.name, language))
     extras: EntryExtras = entry.nashra
     extras.language = language if language != topic.language else None
     extras.url, extras.link_language = article.url, language
-    extras.creator = label_for(article.author, language) if article.author else None
+    extras.creator = author
     extras.enclosures = article.enclosures
     extras.source_updated = article.updated
 
