@@ -16,9 +16,11 @@ import logging
 import random
 import sys
 import threading
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from tqdm import tqdm
@@ -124,7 +126,8 @@ class Runtime:
             self._changed.set()
         if report.next_poll:
             delay = max(1.0, (report.next_poll - datetime.now(UTC)).total_seconds())
-            self.scheduler.reschedule_job(SOURCE_JOB + name, trigger=self._trigger(delay))
+            with suppress(JobLookupError):  # removed while it ran: sync or shutdown
+                self.scheduler.reschedule_job(SOURCE_JOB + name, trigger=self._trigger(delay))
 
     @staticmethod
     def _trigger(seconds: float) -> IntervalTrigger:

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 
 from feeds import dedupe
+from feeds.clusters import Deduper
 from feeds.dedupe import (
     NearDuplicateIndex,
     Thresholds,
@@ -37,6 +38,7 @@ from feeds.dedupe import (
     similarity,
     text_fingerprint,
 )
+from feeds.model import Article, DedupeKeys
 
 T0 = datetime(2018, 2, 27, tzinfo=UTC)
 
@@ -137,6 +139,11 @@ def articles(count: int, words: int, seed: int) -> list[str]:
     return [" ".join(rng.choices(vocab, k=words)) for _ in range(count)]
 
 
+def _paragraphs(text: str, size: int = 60) -> list[str]:
+    words = text.split()
+    return [" ".join(words[i:i + size]) for i in range(0, len(words), size)]
+
+
 def best_rate(count: int, run, repeat: int) -> tuple[float, float]:
     """Articles per second of this process's CPU time and of wall time, best of `repeat`.
 
@@ -173,10 +180,23 @@ def throughput(count: int, words: int, seed: int, repeat: int) -> None:
                 urls[article.url] = str(i)
                 prints[article.fingerprint] = str(i)
 
+    stored = [Article(source="bench", key=str(i), title=f"خبر {i}", summary="",
+                      content_html="".join(f"<p>{p}</p>" for p in _paragraphs(text)),
+                      language="ar", published=T0 + timedelta(seconds=60 * i),
+                      updated=T0 + timedelta(seconds=60 * i),
+                      url=f"https://www.example.com/news/{i}?utm_source=rss")
+              for i, text in enumerate(texts)]
+
+    def stage() -> None:  # as feeds.pipeline.store runs it, from stored XHTML bodies
+        deduper = Deduper()
+        for start in range(0, len(stored), 200):
+            deduper.assign(stored[start:start + 200], {})
+
     print(f"throughput, {count} articles of {words} words, one core, best of {repeat}, "
           "articles/s of CPU time (of wall time):")
     for label, run in (("BASELINE normalize + shingle hashes + MinHash", bare),
-                       ("decide (url, text, near) + add", whole)):
+                       ("decide (url, text, near) + add", whole),
+                       ("the stage: Deduper.assign, batches of 200", stage)):
         cpu, wall = best_rate(count, run, repeat)
         print(f"  {label + ':':47} {cpu:,.0f} ({wall:,.0f})")
     try:
@@ -210,6 +230,17 @@ def memory(count: int, words: int, seed: int) -> None:
     tracemalloc.stop()
     print(f"memory, {count} articles in the window: {(after - before) / count:,.0f} bytes/article "
           f"(index with 36-char ids), signature {len(sigs[0].to_bytes())} bytes serialized")
+    stored = [s.to_bytes() for s in sigs]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    window = Deduper()  # what the pipeline keeps: the index, URLs, fingerprints, clusters
+    for i, data in enumerate(stored):
+        keys = DedupeKeys(f"https://example.com/news/2018/02/{i:08d}", f"{i:032x}", data)
+        window.remember(f"{i:08d}-0000-0000-0000-000000000000", T0 + timedelta(seconds=i), keys)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    print(f"  the whole window (Deduper: index, URL and fingerprint maps, clusters): "
+          f"{(after - before) / count:,.0f} bytes/article")
     start = time.perf_counter()
     rows = [(f"{i}", T0 + timedelta(seconds=i), s.to_bytes()) for i, s in enumerate(sigs)]
     rebuilt = NearDuplicateIndex.from_signatures(rows)

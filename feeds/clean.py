@@ -196,7 +196,7 @@ def _inner(root, method: str) -> str:
 
 
 # An href or src whose value has no scheme (relative, root-relative or protocol-relative).
-_RELATIVE_REF = re.compile(r"""\b(?:href|src)\s*=\s*["']?(?![a-z][a-z0-9+.\-]*:|#)""", re.I)
+_RELATIVE_REF = re.compile(r"""\b(?:href|src)\s*=\s*(?!["']?(?:[a-z][a-z0-9+.\-]*:|#))""", re.I)
 
 
 def absolute_links(fragment: str, base: str) -> str:

@@ -45,13 +45,21 @@ def dedupe_text(title: str, content_html: str, summary: str) -> str:
     real Hebrew feeds have), and then the title is what tells stories apart.
     """
     body = plain_text(content_html) or summary
-    return body if len(body.split()) >= SHORT_BODY_WORDS else f"{title}\n{body}"
+    return body if body.count(" ") >= SHORT_BODY_WORDS else f"{title}\n{body}"
+
+
+def _prepared(article: Article) -> dedupe.Prepared:
+    text = dedupe_text(article.title, article.content_html, article.summary)
+    return dedupe.prepare(article.url, text)
+
+
+def _keys(prepared: dedupe.Prepared) -> DedupeKeys:
+    return DedupeKeys(prepared.url, prepared.fingerprint, prepared.signature.to_bytes())
 
 
 def dedupe_keys(url: str | None, title: str, content_html: str, summary: str) -> DedupeKeys:
     """An article's canonical URL, exact fingerprint and MinHash signature."""
-    prepared = dedupe.prepare(url, dedupe_text(title, content_html, summary))
-    return DedupeKeys(prepared.url, prepared.fingerprint, prepared.signature.to_bytes())
+    return _keys(dedupe.prepare(url, dedupe_text(title, content_html, summary)))
 
 
 def _takes_over(published: datetime, size: int, canonical: _Member) -> bool:
@@ -103,9 +111,10 @@ class Deduper:
             deduper.remember(row.id, row.published, row.keys)
         return deduper
 
-    def remember(self, article_id: str, published: datetime, keys: DedupeKeys) -> None:
+    def remember(self, article_id: str, published: datetime, keys: DedupeKeys,
+                 signature: dedupe.Signature | None = None) -> None:
         """Put a stored article into the window, in the cluster its keys name."""
-        signature = dedupe.Signature.from_bytes(keys.signature)
+        signature = signature or dedupe.Signature.from_bytes(keys.signature)
         self.members[article_id] = _Member(keys.duplicate_of, signature.size, published)
         self.index.add(article_id, published, signature)
         if keys.url:
@@ -126,23 +135,22 @@ class Deduper:
         self._expire_hourly(datetime.now(UTC))
         decided = []
         for article in batch:
-            keys = dedupe_keys(article.url, article.title, article.content_html,
-                               article.summary)
+            prepared = _prepared(article)
+            keys = _keys(prepared)
             before = stored.get(article.id)
             if before is not None:  # an update by its own source keeps its cluster
                 keys = replace(keys, duplicate_of=before.duplicate_of, layer=before.layer,
                                similarity=before.similarity, containment=before.containment)
             else:
-                keys = self._decide(article, keys)
-            self.remember(article.id, article.published, keys)
+                keys = self._decide(article, prepared, keys)
+            self.remember(article.id, article.published, keys, prepared.signature)
             if keys.replaces:
                 self._take_over(keys.replaces, article.id)
             decided.append(replace(article, dedupe=keys))
         return decided
 
-    def _decide(self, article: Article, keys: DedupeKeys) -> DedupeKeys:
-        signature = dedupe.Signature.from_bytes(keys.signature)
-        prepared = dedupe.Prepared(keys.url, keys.fingerprint, signature)
+    def _decide(self, article: Article, prepared: dedupe.Prepared, keys: DedupeKeys
+                ) -> DedupeKeys:
         verdict = dedupe.decide(prepared, self.index, self.urls, self.fingerprints, article.id)
         if verdict.duplicate_of is None:
             return keys
@@ -150,7 +158,8 @@ class Deduper:
         found = replace(keys, layer=verdict.layer, similarity=verdict.similarity,
                         containment=verdict.containment)
         canonical = self.members.get(root)
-        if canonical is not None and _takes_over(article.published, signature.size, canonical):
+        size = prepared.signature.size
+        if canonical is not None and _takes_over(article.published, size, canonical):
             return replace(found, replaces=root)
         return replace(found, duplicate_of=root)
 

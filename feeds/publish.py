@@ -282,8 +282,7 @@ def build_topic(
     if syndication == FULL:  # partner feeds are private: no hub can fetch them
         links = {"hub": settings.websub_hub, "prev-archive": archive}
         generator.nashra.links = {rel: href for rel, href in links.items() if href}
-    for article in articles:
-        _add_entry(generator, settings, topic, article, syndication)
+    _add_entries(generator, settings, topic, articles, syndication)
     built_from = built_from or topic_fingerprint(settings, topic, articles)
     if syndication != FULL:
         built_from = fingerprint(built_from, syndication)
@@ -324,8 +323,18 @@ def _set_links(generator: FeedGenerator, settings: Settings, topic: Topic, path:
                    type="text/html")
 
 
-def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, article: Article,
-               syndication: Syndication):
+def _add_entries(generator: FeedGenerator, settings: Settings, topic: Topic,
+                 articles: Sequence[Article], syndication: Syndication) -> None:
+    labels = {other.slug: label_for(other.titles.get(topic.language, other.title),
+                                    topic.language) for other in settings.topics}
+    for article in articles:
+        _add_entry(generator, f"{settings.base_url}/topics/", labels, topic, article,
+                   syndication)
+
+
+def _add_entry(generator: FeedGenerator, scheme: str, labels: dict[str, str], topic: Topic,
+               article: Article, syndication: Syndication) -> None:
+    """One entry; `labels` are the category labels of every topic in `topic`'s language."""
     language = article.language
     entry = generator.add_entry(order="append")
     entry.id(f"urn:uuid:{article.id}")
@@ -335,21 +344,19 @@ def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, artic
     entry.content(directed_xhtml(_body(article, syndication), language), type="xhtml")
     if article.summary:
         entry.summary(directed_xhtml(_paragraph(article.summary), language), type="xhtml")
-    if article.author:
-        entry.author({"name": label_for(article.author, language)})
+    author = label_for(article.author, language) if article.author else None
+    if author:
+        entry.author({"name": author})
     for slug in article.topics:
-        other = settings.topic(slug)
-        if other is not None:
-            entry.category(term=slug, scheme=f"{settings.base_url}/topics/",
-                           label=label_for(other.titles.get(topic.language, other.title),
-                                           topic.language))
+        if slug in labels:
+            entry.category(term=slug, scheme=scheme, label=labels[slug])
     if article.origin is not None and article.origin.feed_url:
         entry.source(url=article.origin.feed_url, title=label_for(article.origin.name, language))
     extras: EntryExtras = entry.nashra
     extras.language = language if language != topic.language else None
     extras.url = tagged_link(article.url, syndication.link_params)
     extras.link_language = language
-    extras.creator = label_for(article.author, language) if article.author else None
+    extras.creator = author
     extras.enclosures = article.enclosures
     extras.source_updated = article.updated
 
@@ -371,8 +378,7 @@ def build_archive_page(settings: Settings, topic: Topic, articles: Sequence[Arti
     if full:
         links["next-archive"] = f"{base}/{archive_path(topic.slug, page + 1)}"
     generator.nashra.links, generator.nashra.archive = links, True
-    for article in articles:
-        _add_entry(generator, settings, topic, article, FULL)
+    _add_entries(generator, settings, topic, articles, FULL)
     _set_links(generator, settings, topic, path, "atom")
     body = generator.atom_str(pretty=True)
     return Document(path, MEDIA_TYPES["atom"], body, etag(body), updated,
