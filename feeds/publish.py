@@ -414,7 +414,8 @@ def json_feed(settings: Settings, topic: Topic, articles: Sequence[Article],
     }
     if settings.websub_hub and syndication == FULL:
         feed["hubs"] = [{"type": "WebSub", "url": settings.websub_hub}]
-    return (json.dumps(feed, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+    # Compact: json's C encoder writes it; indenting falls back to the pure-Python one (7x).
+    return json.dumps(feed, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _json_item(article: Article, syndication: Syndication) -> dict:
