@@ -16,18 +16,22 @@ import logging
 import random
 import sys
 import threading
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from feeds.config import Settings
+from feeds.partners import PartnerDesk
 from feeds.pipeline import Preparer, build_documents, ingest_seeds
 from feeds.polling import make_fetcher, poll_source, sync_config_sources
 from feeds.server import DocumentCache, create_app, make_server
+from feeds.websub import HubPinger, changed_feed_urls
 from storage import Storage
 
 log = logging.getLogger("nashra.scheduler")
@@ -43,6 +47,8 @@ class Runtime:
 
     def __init__(self, settings: Settings, storage: Storage, cache: DocumentCache):
         self.settings, self.storage, self.cache = settings, storage, cache
+        self.partners = PartnerDesk(settings, storage, cache)
+        self.hub = HubPinger(settings.websub_hub) if settings.websub_hub else None
         self.fetcher = make_fetcher(settings)
         self.prepare = Preparer(settings)
         self.fetching: set[str] = set()
@@ -69,16 +75,22 @@ class Runtime:
     def stop(self) -> None:
         self.scheduler.shutdown(wait=False)
         self.fetcher.close()
+        if self.hub:
+            self.hub.close()
 
     def seeds_job(self) -> None:
         if ingest_seeds(self.settings, self.storage).topics:
             self._changed.set()
 
     def publish_job(self) -> None:
+        self.partners.reload()  # follows `nashra partners` while running
         if self._changed.is_set():
             self._changed.clear()
-            if build_documents(self.settings, self.storage):
+            changed = build_documents(self.settings, self.storage)
+            if changed:
                 self.cache.reload()
+                if self.hub:
+                    self.hub.publish(changed_feed_urls(self.settings.base_url, changed))
 
     def sync_job(self) -> None:
         """Add a job for each enabled source that has none; drop jobs of the others."""
@@ -114,7 +126,8 @@ class Runtime:
             self._changed.set()
         if report.next_poll:
             delay = max(1.0, (report.next_poll - datetime.now(UTC)).total_seconds())
-            self.scheduler.reschedule_job(SOURCE_JOB + name, trigger=self._trigger(delay))
+            with suppress(JobLookupError):  # removed while it ran: sync or shutdown
+                self.scheduler.reschedule_job(SOURCE_JOB + name, trigger=self._trigger(delay))
 
     @staticmethod
     def _trigger(seconds: float) -> IntervalTrigger:
@@ -162,11 +175,19 @@ def _live_status(runtime: Runtime, stop: threading.Event) -> None:
 def run(settings: Settings, storage: Storage) -> None:
     """Ingest and publish once, then serve while the jobs keep everything fresh; Ctrl-C stops."""
     ingest_seeds(settings, storage, progress=sys.stderr.isatty())
-    build_documents(settings, storage)
+    changed = build_documents(settings, storage)
     cache = DocumentCache(storage)
     runtime = Runtime(settings, storage, cache)
     runtime.start()
-    server = make_server(create_app(cache, status=runtime.status), settings.host, settings.port)
+    if runtime.hub:
+        runtime.hub.publish(changed_feed_urls(settings.base_url, changed))
+    app = create_app(cache, status=runtime.status, partners=runtime.partners,
+                     host=settings.host, admin_token=settings.admin_token)
+    if app.state.admin_required and not settings.admin_token:
+        log.warning("/status is closed: the server is bound to %s, beyond loopback, and no "
+                    "admin token is set ([server] admin_token or $NASHRA_ADMIN_TOKEN)",
+                    settings.host)
+    server = make_server(app, settings.host, settings.port, settings.access_log)
     log.info("serving %d topics on http://%s:%d/ (seeds every %ds; Ctrl-C to stop)",
              len(settings.topics), settings.host, settings.port, settings.scan_interval)
     stop = threading.Event()

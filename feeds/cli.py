@@ -14,7 +14,8 @@ import listparser
 from feeds import __version__
 from feeds.clusters import explain_pair
 from feeds.config import ConfigError, Settings, load_settings, source_name
-from feeds.model import Article, Source
+from feeds.model import Article, Partner, Source
+from feeds.partners import hash_token, new_token
 from feeds.pipeline import (
     build_documents,
     ingest_seeds,
@@ -23,8 +24,9 @@ from feeds.pipeline import (
     write_documents,
 )
 from feeds.polling import check_source, make_fetcher, poll_all, sync_config_sources
-from feeds.publish import feed_path, sources_opml
+from feeds.publish import FEED_KINDS, feed_path, sources_opml
 from feeds.tagging import Tagger
+from feeds.websub import HubPinger, changed_feed_urls
 from storage import Storage, StorageError
 
 LOCAL_CONFIG = Path("nashra.toml")
@@ -85,6 +87,7 @@ def cli(config_path: str | None, verbose: int, quiet: bool) -> None:
       nashra dedupe ...     duplicates: explain A B, split ARTICLE
       nashra tag explain A  why an article has its topics and entities
       nashra retag          apply changed topic rules to stored articles
+      nashra partners ...   partner sites: add, list, rotate, remove
     """
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr,
@@ -116,7 +119,11 @@ def ingest(settings: Settings, storage: Storage) -> None:
     sync_config_sources(settings, storage)
     with make_fetcher(settings) as fetcher:
         reports += poll_all(settings, storage, fetcher)
-    build_documents(settings, storage)
+    changed = build_documents(settings, storage)
+    if settings.websub_hub:  # one attempt: this command does not linger for retries
+        hub = HubPinger(settings.websub_hub)
+        hub.publish(changed_feed_urls(settings.base_url, changed))
+        hub.close()
     for report in reports:
         click.echo(str(report))
 
@@ -145,7 +152,7 @@ def topics(settings: Settings, storage: Storage) -> None:
     counts = storage.topic_counts()
     for topic in settings.topics:
         click.echo(f"{topic.slug:<16} {counts.get(topic.slug, 0):>6}  {topic.title}")
-        for kind in ("rss", "atom"):
+        for kind in FEED_KINDS:
             click.echo(f"{'':<24}{settings.base_url}/{feed_path(topic.slug, kind)}")
 
 
@@ -360,6 +367,98 @@ def sources_import(settings: Settings, storage: Storage, opml) -> None:
 def sources_export(settings: Settings, storage: Storage) -> None:
     """Print every source as an OPML 2.0 subscription list."""
     click.echo(sources_opml(settings, storage.sources()), nl=False)
+
+
+@cli.group()
+def partners() -> None:
+    """Partner sites: add, list, rotate, remove.
+
+    A partner pulls its topics with a secret token, printed once by `add` and `rotate`;
+    only a keyed hash of it is stored. A running server follows changes within seconds.
+    """
+
+
+def _partner(storage: Storage, name: str) -> Partner:
+    found = next((p for p in storage.partners() if p.name == name), None)
+    if found is None:
+        raise click.ClickException(f"no partner {name!r}; see `nashra partners list`")
+    return found
+
+
+def _show_token(settings: Settings, partner: Partner, token: str) -> None:
+    click.echo(f"token for {partner.name} (shown once, keep it secret): {token}")
+    for slug in partner.topics:
+        for kind in ("rss", "atom"):
+            click.echo(f"  {settings.base_url}/p/{token}/{feed_path(slug, kind)}")
+    click.echo(f"or GET {settings.base_url}/partner/topics/<slug>.atom with the header "
+               "'Authorization: Bearer <token>'")
+
+
+@partners.command("add")
+@click.argument("name")
+@click.option("--topic", "topics", multiple=True, required=True,
+              help="A topic the partner may pull (repeat).")
+@click.option("--summary-only", is_flag=True, help="Summaries instead of the full text.")
+@click.option("--limit", type=click.IntRange(min=1),
+              help="Items per feed (default and most: [publish] items_per_feed).")
+@click.option("--utm-source", help="Tag article links: utm_source=THIS, utm_medium=syndication, "
+                                   "utm_campaign=<topic>.")
+@click.option("--rate", type=click.IntRange(min=1), default=60, show_default=True,
+              help="Pulls a minute; more get 429 with Retry-After.")
+@with_settings
+def partners_add(settings: Settings, storage: Storage, name: str, topics: tuple[str, ...],
+                 summary_only: bool, limit: int | None, utm_source: str | None,
+                 rate: int) -> None:
+    """Add partner NAME and print its token."""
+    if any(p.name == name for p in storage.partners()):
+        raise click.ClickException(f"partner {name!r} exists; `nashra partners rotate {name}` "
+                                   "gives it a new token")
+    unknown = [t for t in topics if settings.topic(t) is None]
+    if unknown:
+        raise click.ClickException(f"unknown topic(s) {', '.join(unknown)}; see `nashra topics`")
+    token = new_token()
+    partner = Partner(name, hash_token(storage.partner_key(), token), tuple(dict.fromkeys(topics)),
+                      full_content=not summary_only,
+                      item_limit=limit or settings.items_per_feed, utm_source=utm_source,
+                      rate=rate)
+    storage.save_partner(partner)
+    _show_token(settings, partner, token)
+
+
+@partners.command("list")
+@with_settings
+def partners_list(settings: Settings, storage: Storage) -> None:
+    """Each partner: topics, content, item limit, link tagging, rate (never the token)."""
+    rows = storage.partners()
+    if not rows:
+        click.echo("no partners yet; add one with `nashra partners add NAME --topic T`")
+    for p in rows:
+        content = "full text" if p.full_content else "summaries"
+        tagging = f"utm_source={p.utm_source}" if p.utm_source else "untagged links"
+        click.echo(f"{p.name}  [{','.join(p.topics)}]  {content}, {p.item_limit} items, "
+                   f"{tagging}, {p.rate}/min")
+
+
+@partners.command("rotate")
+@click.argument("name")
+@with_settings
+def partners_rotate(settings: Settings, storage: Storage, name: str) -> None:
+    """Give partner NAME a new token; the old one stops working."""
+    token = new_token()
+    partner = replace(_partner(storage, name),
+                      token_hash=hash_token(storage.partner_key(), token))
+    storage.save_partner(partner)
+    _show_token(settings, partner, token)
+
+
+@partners.command("remove")
+@click.argument("name")
+@with_settings
+def partners_remove(settings: Settings, storage: Storage, name: str) -> None:
+    """Remove partner NAME; its token stops working."""
+    if not storage.remove_partner(name):
+        raise click.ClickException(f"no partner {name!r}; see `nashra partners list`")
+    click.echo(f"removed {name}")
 
 
 def _when(moment) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -14,6 +15,7 @@ from feeds.model import EntityRef, Rule, Source, Topic
 from feeds.text import canonical_language
 
 DEFAULT_CONFIG_NAME = "default.toml"
+ADMIN_TOKEN_ENV = "NASHRA_ADMIN_TOKEN"
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _MISSING = object()
 
@@ -68,6 +70,9 @@ class Settings:
     sources: tuple[Source, ...] = ()
     fetch: FetchSettings = field(default_factory=lambda: FetchSettings())
     dedupe: DedupeSettings = field(default_factory=lambda: DedupeSettings())
+    admin_token: str | None = None  # for /status when the server is bound beyond loopback
+    access_log: bool = False
+    websub_hub: str | None = None  # told of every changed topic feed
 
     @property
     def site_title(self) -> str:
@@ -185,7 +190,17 @@ def parse_settings(text: str, file: str) -> Settings:
         sources=_sources(root, fetch, {t.slug for t in topics}),
         fetch=fetch,
         dedupe=_dedupe_settings(root.table("dedupe")),
+        admin_token=os.environ.get(ADMIN_TOKEN_ENV) or server.get("admin_token", str, None),
+        access_log=server.get("access_log", bool, False),
+        websub_hub=_websub_hub(root.table("websub")),
     )
+
+
+def _websub_hub(table: _Table) -> str | None:
+    hub = table.get("hub", str, None)
+    if hub is not None and not hub.startswith(("http://", "https://")):
+        raise table.error("hub", f"{hub!r} must be an http:// or https:// URL")
+    return hub
 
 
 def _dedupe_settings(table: _Table) -> DedupeSettings:

@@ -162,6 +162,7 @@ class Document:
     etag: str
     last_modified: datetime
     built_from: str
+    max_age: int = 60  # seconds a client or cache may reuse it (Cache-Control)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,3 +194,20 @@ class Source:
     interval: float | None = None
     item_count: int = 0
     bozo: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Partner:
+    """A site that pulls topic feeds with a secret token; only the token's hash is kept.
+
+    `item_limit` is capped by `[publish] items_per_feed` when served; `rate` is pulls a
+    minute (the size and refill of the partner's token bucket).
+    """
+
+    name: str
+    token_hash: str
+    topics: tuple[str, ...]
+    full_content: bool = True
+    item_limit: int = 50
+    utm_source: str | None = None  # article links get utm_source/medium/campaign when set
+    rate: int = 60

@@ -5,6 +5,7 @@ These functions only call the stages in order; the scheduler and the CLI call th
 
 from __future__ import annotations
 
+import gzip
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -14,11 +15,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from feeds.archives import update_archives
 from feeds.clean import clean_article
 from feeds.clusters import deduper_for, forget_deduper
 from feeds.config import Settings
 from feeds.model import Article, Document
-from feeds.publish import build_index, build_opml, build_topic, feed_path, topic_fingerprint
+from feeds.publish import (
+    FEED_KINDS,
+    build_index,
+    build_opml,
+    build_stylesheet,
+    build_topic,
+    feed_path,
+    topic_fingerprint,
+)
 from feeds.seedfiles import (
     SEED_SOURCE,
     SeedError,
@@ -190,10 +200,15 @@ def build_documents(settings: Settings, storage: Storage, force: bool = False) -
         articles = storage.articles(topic.slug, settings.items_per_feed)
         newest = max([newest, *(a.updated for a in articles)])
         inputs = topic_fingerprint(settings, topic, articles)
-        if any(previous.get(feed_path(topic.slug, kind)) != inputs for kind in ("rss", "atom")):
-            changed += build_topic(settings, topic, articles, empty_updated, inputs)
+        if any(previous.get(feed_path(topic.slug, kind)) != inputs for kind in FEED_KINDS):
+            open_page, newest_archive = update_archives(settings, storage, topic, articles)
+            changed += open_page
+            changed += build_topic(settings, topic, articles, empty_updated, inputs,
+                                   archive=newest_archive)
+    stylesheets = [build_stylesheet(settings, language, empty_updated)
+                   for language in dict.fromkeys(t.language for t in settings.topics)]
     for document in (build_opml(settings, newest),
-                     build_index(settings, storage.topic_counts(), newest)):
+                     build_index(settings, storage.topic_counts(), newest), *stylesheets):
         if previous.get(document.path) != document.built_from:
             changed.append(document)
     storage.save_documents(changed)
@@ -205,11 +220,16 @@ def build_documents(settings: Settings, storage: Storage, force: bool = False) -
 
 
 def write_documents(documents: Iterable[Document], out: Path) -> list[Path]:
-    """Write documents as static files under `out`, for any static host or CDN."""
+    """Write documents as static files under `out`, for any static host or CDN.
+
+    Each gets a gzipped copy beside it (`.gz`), for nginx's gzip_static.
+    """
     written = []
     for document in documents:
         target = out / document.path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(document.body)
-        written.append(target)
+        zipped = target.with_name(target.name + ".gz")
+        zipped.write_bytes(gzip.compress(document.body, mtime=0))
+        written += [target, zipped]
     return written

@@ -1,4 +1,5 @@
-"""Stored articles -> feed bytes: RSS 2.0 and Atom 1.0 per topic (feedgen), OPML, index page.
+"""Stored articles -> feed bytes: RSS 2.0, Atom 1.0 (feedgen) and JSON Feed 1.1 per topic,
+their archive pages and browser stylesheets, OPML, index page.
 
 Direction travels in the text and markup, not in the feed's language alone: bodies are
 wrapped in a block with `dir` and `lang`, and RTL labels get U+200F when they open with a
@@ -10,9 +11,14 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import statistics
+import string
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
@@ -28,23 +34,94 @@ MEDIA_TYPES = {
     "atom": "application/atom+xml; charset=utf-8",
     "opml": "text/x-opml; charset=utf-8",
     "html": "text/html; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+    "xsl": "text/xsl; charset=utf-8",
 }
-FORMAT_NAMES = {"rss": "RSS 2.0", "atom": "Atom 1.0"}
+FEED_KINDS = ("rss", "atom", "json")
+FORMAT_NAMES = {"rss": "RSS 2.0", "atom": "Atom 1.0", "json": "JSON Feed 1.1"}
 INDEX_PATH, OPML_PATH = "index.html", "topics.opml"
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 DC_NS = "http://purl.org/dc/elements/1.1/"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+FH_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
+IMMUTABLE_AGE = 31_536_000  # a year: the max-age of a full archive page
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-BUILD_VERSION = "4"  # bump when the output format changes, so every feed is rebuilt
+BUILD_VERSION = "5"  # bump when the output format changes, so every feed is rebuilt
 
 
 def feed_path(slug: str, kind: str) -> str:
     return f"topics/{slug}.{kind}"
 
 
-class _NamespaceExtension(BaseExtension):
-    """Declares dc: on the feed root, for the per-item dc:language and dc:creator."""
+def stylesheet_path(language: str) -> str:
+    return f"style/{language}.xsl"
+
+
+def archive_path(slug: str, page: int) -> str:
+    return f"topics/{slug}/archive/{page}.atom"
+
+
+@dataclass(frozen=True)
+class Syndication:
+    """How a topic is shaped for one partner: summaries only, tagged article links.
+
+    `prefix` is where the feed is served ("partner/" for the header-authenticated URL),
+    so its self link never holds a token.
+    """
+
+    summary_only: bool = False
+    link_params: tuple[tuple[str, str], ...] = ()
+    prefix: str = ""
+
+
+FULL = Syndication()
+
+
+def tagged_link(url: str | None, params: tuple[tuple[str, str], ...]) -> str | None:
+    """`url` with `params` added to its query; parameters it already has are kept."""
+    if not url or not params:
+        return url
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    present = {key for key, _ in query}
+    query += [(key, value) for key, value in params if key not in present]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class _FeedExtension(BaseExtension):
+    """What the feed root needs beyond feedgen:
+
+    - dc: declared, for the per-item dc:language and dc:creator;
+    - the browser view's <?xml-stylesheet?> before the root (feed readers ignore it);
+    - links with the rels feedgen refuses: WebSub's hub, RFC 5005's prev-archive,
+      next-archive and current (in RSS as atom:link);
+    - RFC 5005's <fh:archive/> on an archive page.
+    """
+
+    def __init__(self) -> None:
+        self.stylesheet: str | None = None
+        self.links: dict[str, str] = {}  # rel -> href
+        self.archive = False
 
     def extend_ns(self) -> dict[str, str]:
-        return {"dc": DC_NS}
+        return {"dc": DC_NS, "fh": FH_NS} if self.archive else {"dc": DC_NS}
+
+    def _with_stylesheet(self, root):
+        root.addprevious(etree.ProcessingInstruction(
+            "xml-stylesheet", f'type="text/xsl" href="{html.escape(self.stylesheet)}"'))
+        return root
+
+    def extend_atom(self, feed):
+        for rel, href in self.links.items():
+            etree.SubElement(feed, "link", rel=rel, href=href)
+        if self.archive:
+            etree.SubElement(feed, f"{{{FH_NS}}}archive")
+        return self._with_stylesheet(feed)
+
+    def extend_rss(self, feed):
+        for rel, href in self.links.items():
+            etree.SubElement(feed.find("channel"), f"{{{ATOM_NS}}}link", rel=rel, href=href)
+        return self._with_stylesheet(feed)
 
 
 class EntryExtras(BaseEntryExtension):
@@ -160,11 +237,26 @@ def etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
+MIN_MAX_AGE, MAX_MAX_AGE = 60, 3600
+RECENT_GAPS = 10
+
+
+def max_age(articles: Sequence[Article]) -> int:
+    """How long a topic feed may be cached: a tenth of the usual gap between its newest
+    items, within 1 min .. 1 h, so busy topics stay fresh and quiet ones cost few requests.
+    """
+    times = sorted((a.published for a in articles), reverse=True)[:RECENT_GAPS + 1]
+    if len(times) < 2:
+        return MAX_MAX_AGE
+    gap = statistics.median((a - b).total_seconds() for a, b in pairwise(times))
+    return int(min(MAX_MAX_AGE, max(MIN_MAX_AGE, gap / 10)))
+
+
 def topic_fingerprint(settings: Settings, topic: Topic, articles: Sequence[Article]) -> str:
     """What a topic's feeds are built from: when it is unchanged, so are their bytes."""
     return fingerprint(
         BUILD_VERSION, settings.base_url, settings.site_titles, settings.language,
-        [topic.slug, topic.language, topic.titles, topic.descriptions],
+        settings.websub_hub, [topic.slug, topic.language, topic.titles, topic.descriptions],
         [[a.id, a.updated, a.content_hash, a.topics, _credits(a.origin, *a.reported_by)]
          for a in articles],
         {t.slug: t.titles for t in settings.topics},
@@ -177,30 +269,40 @@ def _credits(*credits: Credit | None) -> list:
 
 def build_topic(
     settings: Settings, topic: Topic, articles: Sequence[Article], empty_updated: datetime,
-    built_from: str | None = None,
+    built_from: str | None = None, syndication: Syndication = FULL,
+    archive: str | None = None,
 ) -> list[Document]:
-    """The RSS and Atom documents of `topic`, newest first; same inputs, same bytes.
+    """The RSS, Atom and JSON documents of `topic`, newest first; same inputs, same bytes.
 
-    `built_from` is `topic_fingerprint` of the same inputs, when the caller has it already.
+    `built_from` is `topic_fingerprint` of the same inputs, when the caller has it already;
+    a partner's `syndication` is part of it. `archive` is the newest archive page's URL.
     """
     updated = max((a.updated for a in articles), default=empty_updated)
     generator = _feed_generator(settings, topic, updated)
-    for article in articles:
-        _add_entry(generator, settings, topic, article)
+    if syndication == FULL:  # partner feeds are private: no hub can fetch them
+        links = {"hub": settings.websub_hub, "prev-archive": archive}
+        generator.nashra.links = {rel: href for rel, href in links.items() if href}
+    _add_entries(generator, settings, topic, articles, syndication)
     built_from = built_from or topic_fingerprint(settings, topic, articles)
-    documents = []
+    if syndication != FULL:
+        built_from = fingerprint(built_from, syndication)
+    bodies = {}
     for kind in ("rss", "atom"):
-        _set_links(generator, settings, topic, kind)
-        body = generator.rss_str(pretty=True) if kind == "rss" else generator.atom_str(pretty=True)
-        documents.append(Document(feed_path(topic.slug, kind), MEDIA_TYPES[kind], body,
-                                  etag(body), updated, built_from))
-    return documents
+        _set_links(generator, settings, topic, syndication.prefix + feed_path(topic.slug, kind),
+                   kind)
+        bodies[kind] = (generator.rss_str(pretty=True) if kind == "rss"
+                        else generator.atom_str(pretty=True))
+    bodies["json"] = json_feed(settings, topic, articles, syndication)
+    return [Document(syndication.prefix + feed_path(topic.slug, kind), MEDIA_TYPES[kind], body,
+                     etag(body), updated, built_from, max_age(articles))
+            for kind, body in bodies.items()]
 
 
 def _feed_generator(settings: Settings, topic: Topic, updated: datetime) -> FeedGenerator:
     language = topic.language
     generator = FeedGenerator()
-    generator.register_extension("nashra", _NamespaceExtension, EntryExtras)
+    generator.register_extension("nashra", _FeedExtension, EntryExtras)
+    generator.nashra.stylesheet = f"{settings.base_url}/{stylesheet_path(language)}"
     generator.id(f"{settings.base_url}/topics/{topic.slug}")
     generator.title(label_for(f"{topic.title} - {settings.site_title}", language))
     generator.subtitle(label_for(topic.description, language))
@@ -212,43 +314,129 @@ def _feed_generator(settings: Settings, topic: Topic, updated: datetime) -> Feed
     return generator
 
 
-def _set_links(generator: FeedGenerator, settings: Settings, topic: Topic, kind: str) -> None:
+def _set_links(generator: FeedGenerator, settings: Settings, topic: Topic, path: str,
+               kind: str) -> None:
     # feedgen takes the RSS channel <link> from the last link() call, so alternate goes last.
-    generator.link(href=f"{settings.base_url}/{feed_path(topic.slug, kind)}", rel="self",
+    generator.link(href=f"{settings.base_url}/{path}", rel="self",
                    type=MEDIA_TYPES[kind].split(";")[0], replace=True)
     generator.link(href=f"{settings.base_url}/#{topic.slug}", rel="alternate",
                    type="text/html")
 
 
-def _add_entry(generator: FeedGenerator, settings: Settings, topic: Topic, article: Article):
+def _add_entries(generator: FeedGenerator, settings: Settings, topic: Topic,
+                 articles: Sequence[Article], syndication: Syndication) -> None:
+    labels = {other.slug: label_for(other.titles.get(topic.language, other.title),
+                                    topic.language) for other in settings.topics}
+    for article in articles:
+        _add_entry(generator, f"{settings.base_url}/topics/", labels, topic, article,
+                   syndication)
+
+
+def _add_entry(generator: FeedGenerator, scheme: str, labels: dict[str, str], topic: Topic,
+               article: Article, syndication: Syndication) -> None:
+    """One entry; `labels` are the category labels of every topic in `topic`'s language."""
     language = article.language
     entry = generator.add_entry(order="append")
     entry.id(f"urn:uuid:{article.id}")
     entry.title(label_for(article.title, language))
     entry.published(article.published)
     entry.updated(article.updated)
-    body = article.content_html
-    if article.other_outlets:
-        body += credits_html(article.other_outlets, language)
-    entry.content(directed_xhtml(body, language), type="xhtml")
+    entry.content(directed_xhtml(_body(article, syndication), language), type="xhtml")
     if article.summary:
         entry.summary(directed_xhtml(_paragraph(article.summary), language), type="xhtml")
-    if article.author:
-        entry.author({"name": label_for(article.author, language)})
+    author = label_for(article.author, language) if article.author else None
+    if author:
+        entry.author({"name": author})
     for slug in article.topics:
-        other = settings.topic(slug)
-        if other is not None:
-            entry.category(term=slug, scheme=f"{settings.base_url}/topics/",
-                           label=label_for(other.titles.get(topic.language, other.title),
-                                           topic.language))
+        if slug in labels:
+            entry.category(term=slug, scheme=scheme, label=labels[slug])
     if article.origin is not None and article.origin.feed_url:
         entry.source(url=article.origin.feed_url, title=label_for(article.origin.name, language))
     extras: EntryExtras = entry.nashra
     extras.language = language if language != topic.language else None
-    extras.url, extras.link_language = article.url, language
-    extras.creator = label_for(article.author, language) if article.author else None
+    extras.url = tagged_link(article.url, syndication.link_params)
+    extras.link_language = language
+    extras.creator = author
     extras.enclosures = article.enclosures
     extras.source_updated = article.updated
+
+
+def build_archive_page(settings: Settings, topic: Topic, articles: Sequence[Article],
+                       page: int, full: bool, empty_updated: datetime) -> Document:
+    """Archive page `page` of `topic` (RFC 5005), Atom; a `full` one never changes.
+
+    Pages count from the oldest stories; every page links the one before and after it
+    (a full page's next always exists, if only as the open page) and the current feed.
+    """
+    updated = max((a.updated for a in articles), default=empty_updated)
+    generator = _feed_generator(settings, topic, updated)
+    base, path = settings.base_url, archive_path(topic.slug, page)
+    generator.id(f"{base}/{path}")
+    links = {"current": f"{base}/{feed_path(topic.slug, 'atom')}"}
+    if page > 1:
+        links["prev-archive"] = f"{base}/{archive_path(topic.slug, page - 1)}"
+    if full:
+        links["next-archive"] = f"{base}/{archive_path(topic.slug, page + 1)}"
+    generator.nashra.links, generator.nashra.archive = links, True
+    _add_entries(generator, settings, topic, articles, FULL)
+    _set_links(generator, settings, topic, path, "atom")
+    body = generator.atom_str(pretty=True)
+    return Document(path, MEDIA_TYPES["atom"], body, etag(body), updated,
+                    fingerprint(BUILD_VERSION, path, body.decode("utf-8")),
+                    IMMUTABLE_AGE if full else MIN_MAX_AGE)
+
+
+def _body(article: Article, syndication: Syndication) -> str:
+    """The entry's content: its text and other outlets, or (summary only) its summary,
+    which Atom needs as content all the same when the entry has no link.
+    """
+    if syndication.summary_only:
+        return _paragraph(article.summary)
+    body = article.content_html
+    if article.other_outlets:
+        body += credits_html(article.other_outlets, article.language)
+    return body
+
+
+def json_feed(settings: Settings, topic: Topic, articles: Sequence[Article],
+              syndication: Syndication = FULL) -> bytes:
+    """The topic as JSON Feed 1.1, with the same labels and <div dir lang> bodies as RSS/Atom."""
+    language, base = topic.language, settings.base_url
+    feed = {
+        "version": JSON_FEED_VERSION,
+        "title": label_for(f"{topic.title} - {settings.site_title}", language),
+        "home_page_url": f"{base}/#{topic.slug}",
+        "feed_url": f"{base}/{syndication.prefix}{feed_path(topic.slug, 'json')}",
+        "description": label_for(topic.description, language),
+        "language": language,
+        "authors": [{"name": label_for(settings.site_title, settings.language)}],
+        "items": [_json_item(article, syndication) for article in articles],
+    }
+    if settings.websub_hub and syndication == FULL:
+        feed["hubs"] = [{"type": "WebSub", "url": settings.websub_hub}]
+    # Compact: json's C encoder writes it; indenting falls back to the pure-Python one (7x).
+    return json.dumps(feed, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _json_item(article: Article, syndication: Syndication) -> dict:
+    language = article.language
+    item = {"id": f"urn:uuid:{article.id}", "title": label_for(article.title, language),
+            "content_html": directed_xhtml(_body(article, syndication), language),
+            "date_published": article.published.isoformat(),
+            "date_modified": article.updated.isoformat(), "language": language,
+            "tags": list(article.topics)}
+    if article.url:
+        item["url"] = tagged_link(article.url, syndication.link_params)
+    if article.summary:
+        item["summary"] = article.summary
+    if article.author:
+        item["authors"] = [{"name": label_for(article.author, language)}]
+    if article.enclosures:
+        item["attachments"] = [
+            {"url": e.url, "mime_type": e.media_type, **({"size_in_bytes": e.length}
+                                                         if e.length > 0 else {})}
+            for e in article.enclosures]
+    return item
 
 
 def build_opml(settings: Settings, updated: datetime) -> Document:
@@ -302,7 +490,7 @@ def build_index(settings: Settings, counts: dict[str, int], updated: datetime) -
     words = INDEX_WORDS.get(language.split("-")[0], INDEX_WORDS["en"])
     alternates, items = [], []
     for topic in settings.topics:
-        for kind in ("rss", "atom"):
+        for kind in FEED_KINDS:
             alternates.append(
                 f'<link rel="alternate" type="{MEDIA_TYPES[kind].split(";")[0]}" '
                 f'title="{esc(topic.title)} ({FORMAT_NAMES[kind]})" '
@@ -313,7 +501,8 @@ def build_index(settings: Settings, counts: dict[str, int], updated: datetime) -
             f"<p>{esc(topic.description)}</p>"
             f'<p>{esc(words["articles"])}: <span class="count">{counts.get(topic.slug, 0)}'
             f'</span> · <a href="/{feed_path(topic.slug, "rss")}">RSS</a> '
-            f'· <a href="/{feed_path(topic.slug, "atom")}">Atom</a></p></li>')
+            f'· <a href="/{feed_path(topic.slug, "atom")}">Atom</a> '
+            f'· <a href="/{feed_path(topic.slug, "json")}">JSON</a></p></li>')
     page = _INDEX_TEMPLATE.format(
         lang=esc(language), dir=direction(language), title=esc(settings.site_title),
         description=esc(settings.site_description), alternates="\n".join(alternates),
@@ -322,6 +511,80 @@ def build_index(settings: Settings, counts: dict[str, int], updated: datetime) -
     return Document(INDEX_PATH, MEDIA_TYPES["html"], data, etag(data), updated,
                     fingerprint(BUILD_VERSION, page))
 
+
+# The browser view's note, in the feed's language (English when it has none here).
+FEED_PAGE_WORDS = {
+    "ar": "هذه خلاصة أخبار: انسخ عنوانها في قارئ الخلاصات للاشتراك فيها.",
+    "fa": "این یک خوراک خبری است: نشانی آن را در خوراک‌خوان خود وارد کنید.",
+    "ur": "یہ خبروں کی فیڈ ہے: رکنیت کے لیے اس کا پتا اپنے فیڈ ریڈر میں ڈالیں۔",
+    "he": "זהו פיד חדשות: העתיקו את כתובתו לקורא הפידים כדי להירשם.",
+    "fr": "Ceci est un flux d'actualités : copiez son adresse dans votre lecteur de flux.",
+    "en": "This is a news feed: copy its address into your feed reader to subscribe.",
+}
+
+
+def build_stylesheet(settings: Settings, language: str, updated: datetime) -> Document:
+    """The XSLT that shows an RSS or Atom feed in `language` as a page in its direction.
+
+    One per topic language, so direction is decided here (feeds.text) and not in XSLT.
+    """
+    words = FEED_PAGE_WORDS.get(language.split("-")[0], FEED_PAGE_WORDS["en"])
+    xsl = string.Template(_FEED_XSL).substitute(
+        lang=html.escape(language), dir=direction(language), note=html.escape(words),
+        home=html.escape(settings.base_url + "/"), site=html.escape(settings.site_title))
+    data = xsl.encode("utf-8")
+    return Document(stylesheet_path(language), MEDIA_TYPES["xsl"], data, etag(data), updated,
+                    fingerprint(BUILD_VERSION, xsl), MAX_MAX_AGE)
+
+
+_FEED_XSL = """<?xml version="1.0" encoding="utf-8"?>
+<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
+    xmlns:atom="http://www.w3.org/2005/Atom" exclude-result-prefixes="atom">
+<xsl:output method="html" encoding="utf-8" doctype-system="about:legacy-compat"/>
+<xsl:template match="/">
+<html lang="$lang" dir="$dir">
+<head>
+<meta name="viewport" content="width=device-width, initial-scale=1"/>
+<title><xsl:value-of select="rss/channel/title | atom:feed/atom:title"/></title>
+<style>
+body { font-family: system-ui, "Noto Naskh Arabic", sans-serif; max-width: 46rem;
+       margin: 2rem auto; padding: 0 1rem; line-height: 1.7; }
+.note { background: #f4f4f4; padding: .5rem 1rem; }
+ul { list-style: none; padding: 0; }
+li { border-bottom: 1px solid #ddd; padding: .5rem 0; }
+time { color: #666; font-size: .9rem; display: block; }
+</style>
+</head>
+<body>
+<p class="note">$note <a href="$home">$site</a></p>
+<h1><xsl:value-of select="rss/channel/title | atom:feed/atom:title"/></h1>
+<p><xsl:value-of select="rss/channel/description | atom:feed/atom:subtitle"/></p>
+<ul>
+<xsl:for-each select="rss/channel/item">
+<li dir="auto"><xsl:call-template name="item">
+<xsl:with-param name="title" select="title"/><xsl:with-param name="link" select="link"/>
+<xsl:with-param name="date" select="pubDate"/></xsl:call-template></li>
+</xsl:for-each>
+<xsl:for-each select="atom:feed/atom:entry">
+<li dir="auto"><xsl:call-template name="item">
+<xsl:with-param name="title" select="atom:title"/>
+<xsl:with-param name="link" select="atom:link[@rel='alternate']/@href"/>
+<xsl:with-param name="date" select="atom:published"/></xsl:call-template></li>
+</xsl:for-each>
+</ul>
+</body>
+</html>
+</xsl:template>
+<xsl:template name="item">
+<xsl:param name="title"/><xsl:param name="link"/><xsl:param name="date"/>
+<xsl:choose>
+<xsl:when test="$$link"><a href="{$$link}"><xsl:value-of select="$$title"/></a></xsl:when>
+<xsl:otherwise><xsl:value-of select="$$title"/></xsl:otherwise>
+</xsl:choose>
+<time><xsl:value-of select="$$date"/></time>
+</xsl:template>
+</xsl:stylesheet>
+"""
 
 _INDEX_TEMPLATE = """<!DOCTYPE html>
 <html lang="{lang}" dir="{dir}">

@@ -1,18 +1,25 @@
 """HTTP: the published documents, pre-rendered and pre-compressed, with conditional GET.
 
-The server never builds a feed: it serves the bytes that publishing stored, from memory,
-and `DocumentCache.reload()` swaps in new ones after each build.
+The server builds no public feed: it serves the bytes that publishing stored, from memory,
+and `DocumentCache.reload()` swaps in new ones after each build. Partner feeds are built
+on their first pull by `feeds.partners` and kept beside them.
 """
 
 from __future__ import annotations
 
 import gzip
+import hmac
 import html
+import ipaddress
+import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
+from typing import TYPE_CHECKING
 
+import brotli
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -21,31 +28,54 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from feeds.model import Document
-from feeds.publish import INDEX_PATH
+from feeds.publish import IMMUTABLE_AGE, INDEX_PATH, MEDIA_TYPES
 from storage import Storage
 
-CACHE_CONTROL = "public, max-age=60"
+if TYPE_CHECKING:
+    from feeds.partners import PartnerDesk
+
+PARTNER_PREFIX = "partner/"
+BROTLI_QUALITY = 11  # the smallest; paid once per build, reused across reloads
+ENCODINGS = ("br", "gzip")  # in order of preference
+JSON_FEED_TYPE = MEDIA_TYPES["json"].split(";")[0]
+XML_FEED_TYPES = (MEDIA_TYPES["rss"], MEDIA_TYPES["atom"])
+BROWSER_XML_TYPE = "application/xml; charset=utf-8"
 
 
 @dataclass(frozen=True)
 class Served:
-    """A document with everything a response needs, computed once per build."""
+    """A document with everything a response needs, computed once per build.
+
+    `key` says what a derived document (a partner's feed) was built from.
+    """
 
     document: Document
-    gzipped: bytes
+    compressed: dict[str, bytes]
     last_modified: str
+    key: object = None
+
+    @classmethod
+    def of(cls, document: Document, key: object = None) -> Served:
+        body = document.body
+        return cls(document, {"gzip": gzip.compress(body, mtime=0),
+                              "br": brotli.compress(body, quality=BROTLI_QUALITY)},
+                   format_datetime(document.last_modified, usegmt=True), key)
+
+    def etag(self, encoding: str | None) -> str:
+        """Strong ETags differ per encoding (RFC 9110 8.8.3)."""
+        tag = self.document.etag
+        return f'{tag[:-1]}-{encoding}"' if encoding else tag
 
     @property
-    def etag(self) -> str:
-        return self.document.etag
-
-    @property
-    def gzip_etag(self) -> str:
-        return self.document.etag[:-1] + '-gzip"'
+    def etags(self) -> set[str]:
+        return {self.etag(encoding) for encoding in (None, *ENCODINGS)}
 
 
 class DocumentCache:
-    """The stored documents by URL path, replaced whole on reload (readers never block)."""
+    """The stored documents by URL path, replaced whole on reload (readers never block).
+
+    A document whose bytes did not change keeps its compressed forms.
+    """
 
     def __init__(self, storage: Storage):
         self._storage = storage
@@ -56,11 +86,11 @@ class DocumentCache:
     def reload(self) -> None:
         served = {}
         for document in self._storage.documents():
-            served[document.path] = Served(
-                document,
-                gzip.compress(document.body, mtime=0),
-                format_datetime(document.last_modified, usegmt=True),
-            )
+            before = self._served.get(document.path)
+            same = before is not None and before.document.etag == document.etag
+            served[document.path] = (Served(document, before.compressed,
+                                            before.last_modified) if same
+                                     else Served.of(document))
         with self._lock:
             self._served = served
 
@@ -68,12 +98,23 @@ class DocumentCache:
         return self._served.get(path)
 
 
-def _accepts_gzip(request: Request) -> bool:
+def _encoding(request: Request) -> str | None:
+    """The preferred encoding the client accepts (q > 0), or None for identity."""
+    accepted = {}
     for part in request.headers.get("accept-encoding", "").split(","):
         coding, _, params = part.strip().partition(";")
-        if coding.strip().lower() in ("gzip", "*"):
-            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-    return False
+        quality = 1.0
+        name, _, value = params.strip().partition("=")
+        if name.strip() == "q":
+            try:
+                quality = float(value)
+            except ValueError:
+                quality = 0.0
+        accepted[coding.strip().lower()] = quality
+    for encoding in ENCODINGS:
+        if accepted.get(encoding, accepted.get("*", 0.0)) > 0:
+            return encoding
+    return None
 
 
 def _not_modified(request: Request, served: Served) -> bool:
@@ -81,7 +122,7 @@ def _not_modified(request: Request, served: Served) -> bool:
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
         tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-        return "*" in tags or bool(tags & {served.etag, served.gzip_etag})
+        return "*" in tags or bool(tags & served.etags)
     since = request.headers.get("if-modified-since")
     if since:
         try:
@@ -92,24 +133,81 @@ def _not_modified(request: Request, served: Served) -> bool:
     return False
 
 
+def _respond(request: Request, served: Served, scope: str = "public") -> Response:
+    """200 with the body in the best accepted encoding, or 304; HEAD gets no body.
+
+    `scope` is "private" for a partner's feed: shared caches must not keep it.
+    """
+    encoding = _encoding(request)
+    age = served.document.max_age
+    headers = {
+        "ETag": served.etag(encoding),
+        "Last-Modified": served.last_modified,
+        "Cache-Control": f"{scope}, max-age={age}" + (", immutable" if age >= IMMUTABLE_AGE
+                                                      else ""),
+        "Vary": "Accept-Encoding, Accept" if _is_xml_feed(served) else "Accept-Encoding",
+    }
+    if _not_modified(request, served):
+        return Response(status_code=304, headers=headers)
+    if scope == "public" and served.document.media_type.startswith(JSON_FEED_TYPE):
+        headers["Access-Control-Allow-Origin"] = "*"  # JSON Feed is read by browser scripts
+    body = served.document.body
+    if encoding:
+        headers["Content-Encoding"] = encoding
+        body = served.compressed[encoding]
+    return Response(body, headers=headers, media_type=_media_type(request, served))
+
+
+def _is_xml_feed(served: Served) -> bool:
+    return served.document.media_type in XML_FEED_TYPES
+
+
+def _media_type(request: Request, served: Served) -> str:
+    """A browser (it asks for text/html) gets RSS/Atom as application/xml: only then does
+    Chromium apply the feed's stylesheet rather than show the XML as text. Feed readers get
+    the feed's own type.
+    """
+    if _is_xml_feed(served) and "text/html" in request.headers.get("accept", ""):
+        return BROWSER_XML_TYPE
+    return served.document.media_type
+
+
 async def serve_document(request: Request) -> Response:
     path = request.url.path.lstrip("/") or INDEX_PATH
     served = request.app.state.cache.get(path)
     if served is None:
         return _not_found(path)
-    use_gzip = _accepts_gzip(request)
-    headers = {
-        "ETag": served.gzip_etag if use_gzip else served.etag,
-        "Last-Modified": served.last_modified,
-        "Cache-Control": CACHE_CONTROL,
-        "Vary": "Accept-Encoding",
-    }
-    if _not_modified(request, served):
-        return Response(status_code=304, headers=headers)
-    if use_gzip:
-        headers["Content-Encoding"] = "gzip"
-    body = served.gzipped if use_gzip else served.document.body
-    return Response(body, headers=headers, media_type=served.document.media_type)
+    return _respond(request, served)
+
+
+async def partner_by_path(request: Request) -> Response:
+    """/p/<token>/topics/<slug>.<kind>: for clients that cannot set a header."""
+    return await _partner_feed(request, request.path_params["token"])
+
+
+async def partner_by_header(request: Request) -> Response:
+    """/partner/topics/<slug>.<kind> with `Authorization: Bearer <token>`."""
+    return await _partner_feed(request, _bearer(request))
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+async def _partner_feed(request: Request, token: str) -> Response:
+    """A partner's feed; a wrong token and a topic it may not pull get the topic's 404."""
+    desk: PartnerDesk | None = request.app.state.partners
+    name = request.path_params["name"]
+    partner = desk.find(token) if desk is not None and token else None
+    if partner is None or not desk.may_pull(partner, name):
+        return _not_found(f"{PARTNER_PREFIX}topics/{name}")
+    wait = desk.take(partner)
+    if wait:
+        return Response(f"too many requests; retry in {wait} s\n", status_code=429,
+                        headers={"Retry-After": str(wait)}, media_type="text/plain")
+    served = await run_in_threadpool(desk.document, partner, name)
+    return _respond(request, served, scope="private")
 
 
 def _not_found(path: str) -> Response:
@@ -122,12 +220,52 @@ def _not_found(path: str) -> Response:
     return Response(page, status_code=404, media_type="text/html; charset=utf-8")
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _admitted(request: Request) -> bool:
+    """/status is open on loopback; bound beyond it, it needs the admin token."""
+    state = request.app.state
+    if not state.admin_required:
+        return True
+    return bool(state.admin_token) and hmac.compare_digest(
+        _bearer(request).encode("utf-8"), state.admin_token.encode("utf-8"))
+
+
+def _status(request: Request) -> dict:
+    state = request.app.state
+    status = state.status() if state.status is not None else {}
+    status["partners"] = state.partners.status() if state.partners is not None else []
+    return status
+
+
+def _unauthorized() -> Response:
+    return Response("admin token required\n", status_code=401, media_type="text/plain",
+                    headers={"WWW-Authenticate": 'Bearer realm="nashra status"'})
+
+
 async def status_json(request: Request) -> Response:
-    return JSONResponse(await run_in_threadpool(request.app.state.status))
+    if not _admitted(request):
+        return _unauthorized()
+    return JSONResponse(await run_in_threadpool(_status, request))
 
 
 async def status_page(request: Request) -> Response:
-    status = await run_in_threadpool(request.app.state.status)
+    if not _admitted(request):
+        return _unauthorized()
+    status = await run_in_threadpool(_status, request)
+    sources = _SOURCES_TEMPLATE.format(**_source_rows(status)) if "sources" in status else ""
+    return HTMLResponse(_STATUS_TEMPLATE.format(sources=sources,
+                                                partners=_partner_rows(status["partners"])))
+
+
+def _source_rows(status: dict) -> dict:
     esc = html.escape
     rows = "\n".join(
         f"<tr><td><bdi>{esc(s['name'])}</bdi></td><td>{'✓' if s['enabled'] else '✗'}</td>"
@@ -136,39 +274,83 @@ async def status_page(request: Request) -> Response:
         f"<td>{esc(s['next_poll'] or '-')}</td>"
         f"<td dir=\"auto\">{esc(s['last_error'] or s['bozo'] or '')}</td></tr>"
         for s in status["sources"])
-    page = _STATUS_TEMPLATE.format(
-        articles=status["articles"], due=status["due"], errors=status["errors"],
-        fetching=esc(", ".join(status["fetching"]) or "-"), rows=rows)
-    return HTMLResponse(page)
+    return {"articles": status["articles"], "due": status["due"], "errors": status["errors"],
+            "fetching": esc(", ".join(status["fetching"]) or "-"), "rows": rows}
 
+
+def _partner_rows(partners: list[dict]) -> str:
+    esc = html.escape
+    return "\n".join(
+        f"<tr><td><bdi>{esc(p['name'])}</bdi></td><td dir=\"ltr\">{esc(' '.join(p['topics']))}"
+        f"</td><td>{p['pulls']}</td><td>{p['limited']}</td>"
+        f"<td>{esc(p['last_pull'] or '-')}</td></tr>" for p in partners)
+
+
+_SOURCES_TEMPLATE = """<h2>المصادر</h2>
+<p>المقالات: {articles} · مستحقة: {due} · قيد الجلب: <bdi>{fetching}</bdi> · أخطاء: {errors}</p>
+<table><tr><th>المصدر</th><th>مفعل</th><th>آخر جلب</th><th>الحالة</th><th>المواد</th>
+<th>الأخطاء</th><th>الجلب التالي</th><th>آخر مشكلة</th></tr>
+{rows}
+</table>"""
 
 _STATUS_TEMPLATE = """<!DOCTYPE html>
 <html lang="ar" dir="rtl"><head><meta charset="utf-8"><title>الحالة</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2rem}}td,th{{padding:.2rem .6rem;
 border-bottom:1px solid #ddd;text-align:start}}</style></head><body>
-<h1>حالة المصادر</h1>
-<p>المقالات: {articles} · مستحقة: {due} · قيد الجلب: <bdi>{fetching}</bdi> · أخطاء: {errors}
-· <a href="/status.json">JSON</a></p>
-<table><tr><th>المصدر</th><th>مفعل</th><th>آخر جلب</th><th>الحالة</th><th>المواد</th>
-<th>الأخطاء</th><th>الجلب التالي</th><th>آخر مشكلة</th></tr>
-{rows}
+<h1>الحالة</h1>
+<p><a href="/status.json">JSON</a></p>
+{sources}
+<h2>الشركاء</h2>
+<table><tr><th>الشريك</th><th>المواضيع</th><th>السحوبات</th><th>المرفوضة (429)</th>
+<th>آخر سحب</th></tr>
+{partners}
 </table></body></html>
 """
 
 
-def create_app(cache: DocumentCache, status: Callable[[], dict] | None = None) -> Starlette:
-    """The app: documents from `cache`, and /status (HTML and JSON) when `status` is given."""
-    routes = []
-    if status is not None:
-        routes += [Route("/status", status_page), Route("/status.json", status_json)]
-    routes.append(Route("/{path:path}", serve_document, methods=["GET", "HEAD"]))
+def create_app(cache: DocumentCache, status: Callable[[], dict] | None = None,
+               partners: PartnerDesk | None = None, host: str = "127.0.0.1",
+               admin_token: str | None = None) -> Starlette:
+    """The app: documents from `cache`, partner feeds, /status (HTML and JSON).
+
+    `host` is the address the server is bound to: beyond loopback, /status needs
+    `admin_token` (and is closed without one).
+    """
+    routes = [
+        Route("/status", status_page), Route("/status.json", status_json),
+        Route("/p/{token}/topics/{name}", partner_by_path, methods=["GET", "HEAD"]),
+        Route("/partner/topics/{name}", partner_by_header, methods=["GET", "HEAD"]),
+        Route("/{path:path}", serve_document, methods=["GET", "HEAD"]),
+    ]
     app = Starlette(routes=routes)
     app.state.cache = cache
     app.state.status = status
+    app.state.partners = partners
+    app.state.admin_required = not is_loopback(host)
+    app.state.admin_token = admin_token
     return app
 
 
-def make_server(app: Starlette, host: str, port: int) -> uvicorn.Server:
+class _RedactTokens(logging.Filter):
+    """uvicorn's access log prints each path, and a partner path holds the token."""
+
+    PATTERN = re.compile(r"/p/[^/?#\s]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.PATTERN.sub("/p/[token]", a) if isinstance(a, str) else a
+                                for a in record.args)
+        return True
+
+
+_REDACT = _RedactTokens()
+
+
+def make_server(app: Starlette, host: str, port: int, access_log: bool = False
+                ) -> uvicorn.Server:
     """A uvicorn server for `app`; `.run()` blocks until Ctrl-C or `.should_exit`."""
-    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                         access_log=False, server_header=False))
+    config = uvicorn.Config(app, host=host, port=port, server_header=False,
+                            log_level="info" if access_log else "warning",
+                            access_log=access_log)
+    logging.getLogger("uvicorn.access").addFilter(_REDACT)  # after Config set up logging
+    return uvicorn.Server(config)

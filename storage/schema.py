@@ -146,7 +146,36 @@ documents = sa.Table(
     sa.Column("etag", sa.String(80), nullable=False),
     sa.Column("last_modified", UTCDateTime, nullable=False),
     sa.Column("built_from", sa.String(64), nullable=False),
+    sa.Column("max_age", sa.Integer, nullable=False, server_default="60"),  # version 5
 )
+
+
+def _partner_columns() -> list[sa.Column]:
+    """The partners table, added in version 5: who may pull which topic feeds, and how."""
+    return [
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("topics", sa.JSON, nullable=False),
+        sa.Column("full_content", sa.Boolean, nullable=False),
+        sa.Column("item_limit", sa.Integer, nullable=False),
+        sa.Column("utm_source", sa.Text),
+        sa.Column("rate", sa.Integer, nullable=False),
+    ]
+
+
+partners = sa.Table("partners", metadata, *_partner_columns())
+
+
+def _archived_columns() -> list[sa.Column]:
+    """Added in version 5: which stories each topic's frozen archive pages hold."""
+    return [
+        sa.Column("topic", sa.String(64), primary_key=True),
+        sa.Column("article_id", sa.String(36), primary_key=True),
+        sa.Column("page", sa.Integer, nullable=False),
+    ]
+
+
+archived = sa.Table("archived", metadata, *_archived_columns())
 
 
 def _v2_feed_sources(op: Operations) -> None:
@@ -186,9 +215,17 @@ def _v4_dedupe(op: Operations) -> None:
             signature=keys.signature))
 
 
+def _v5_partners(op: Operations) -> None:
+    """Partners, archive pages, and how long each served document may be cached."""
+    op.create_table("partners", *_partner_columns())
+    op.create_table("archived", *_archived_columns())
+    op.add_column("documents", sa.Column("max_age", sa.Integer, nullable=False,
+                                         server_default="60"))
+
+
 # UPGRADES[n - 2] takes a database from version n - 1 to version n.
 UPGRADES: list[Callable[[Operations], None]] = [_v2_feed_sources, _v3_xhtml_bodies,
-                                                 _v4_dedupe]
+                                                 _v4_dedupe, _v5_partners]
 SCHEMA_VERSION = len(UPGRADES) + 1
 
 

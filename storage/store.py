@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
@@ -10,8 +11,17 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from feeds.model import Article, Credit, DedupeKeys, Document, Enclosure, Source
-from storage.schema import article_topics, articles, documents, meta, migrate, sources
+from feeds.model import Article, Credit, DedupeKeys, Document, Enclosure, Partner, Source
+from storage.schema import (
+    archived,
+    article_topics,
+    articles,
+    documents,
+    meta,
+    migrate,
+    partners,
+    sources,
+)
 
 _ARTICLE_COLUMNS = ("id", "source", "key", "title", "content_html", "summary", "language",
                     "url", "author", "published", "updated", "content_hash", "categories",
@@ -357,7 +367,8 @@ class Storage:
             conn.execute(documents.delete().where(documents.c.path.in_([d.path for d in docs])))
             conn.execute(documents.insert(), [
                 {"path": d.path, "media_type": d.media_type, "body": d.body, "etag": d.etag,
-                 "last_modified": d.last_modified, "built_from": d.built_from}
+                 "last_modified": d.last_modified, "built_from": d.built_from,
+                 "max_age": d.max_age}
                 for d in docs
             ])
 
@@ -414,6 +425,78 @@ class Storage:
         state = {k: v for k, v in _source_row(source).items() if k in _SOURCE_STATE}
         with self.engine.begin() as conn:
             conn.execute(sources.update().where(sources.c.name == source.name).values(**state))
+
+    # -- partners -------------------------------------------------------------------------
+
+    def partners(self) -> list[Partner]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(partners).order_by(partners.c.name)).mappings().all()
+        return [Partner(**{**row, "topics": tuple(row["topics"])}) for row in rows]
+
+    def save_partner(self, partner: Partner) -> None:
+        """Insert `partner`, or replace the one of the same name (a rotated token, say)."""
+        row = {**asdict(partner), "topics": list(partner.topics)}
+        with self.engine.begin() as conn:
+            conn.execute(partners.delete().where(partners.c.name == partner.name))
+            conn.execute(partners.insert().values(row))
+
+    def remove_partner(self, name: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(partners.delete().where(partners.c.name == name)).rowcount > 0
+
+    def partner_key(self) -> bytes:
+        """This install's key for hashing partner tokens, made on first use.
+
+        Tokens are long and random, so a keyed HMAC is enough (no slow password hash) and
+        the stored hashes are useless without the database's own key.
+        """
+        query = sa.select(meta.c.value).where(meta.c.key == "partner_key")
+        with self.engine.begin() as conn:
+            value = conn.execute(query).scalar()
+            if value is None:
+                value = secrets.token_hex(32)
+                conn.execute(meta.insert().values(key="partner_key", value=value))
+        return bytes.fromhex(value)
+
+    # -- archives (RFC 5005) --------------------------------------------------------------
+
+    def unarchived(self, topic: str) -> list[str]:
+        """Ids of the topic's stories that no frozen archive page holds, oldest first."""
+        held = sa.exists().where(archived.c.topic == topic,
+                                 archived.c.article_id == article_topics.c.article_id)
+        query = (sa.select(article_topics.c.article_id)
+                 .join(articles, articles.c.id == article_topics.c.article_id)
+                 .where(article_topics.c.topic == topic, articles.c.duplicate_of.is_(None), ~held)
+                 .order_by(article_topics.c.published, article_topics.c.article_id))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def archive_pages(self, topic: str) -> int:
+        """How many frozen archive pages `topic` has."""
+        query = sa.select(sa.func.max(archived.c.page)).where(archived.c.topic == topic)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar() or 0
+
+    def stories(self, ids: Sequence[str]) -> list[Article]:
+        """These articles with their outlets, newest first, as `articles` gives them."""
+        query = (_article_select(keys=False).where(articles.c.id.in_(ids))
+                 .order_by(articles.c.published.desc(), articles.c.id))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            credits: dict[str, list[Credit]] = {row.id: [] for row in rows}
+            for row in conn.execute(_MEMBERS, {"ids": list(credits)}):
+                credits[row.duplicate_of].append(_credit(row))
+        return [_article(row, origin=_credit(row), reported_by=tuple(credits[row.id]))
+                for row in rows]
+
+    def freeze_archive(self, topic: str, page: int, ids: Sequence[str],
+                       document: Document) -> None:
+        """Record a full archive page and store its document, together: it never changes."""
+        with self.engine.begin() as conn:
+            conn.execute(archived.insert(), [{"topic": topic, "article_id": i, "page": page}
+                                             for i in ids])
+            conn.execute(documents.delete().where(documents.c.path == document.path))
+            conn.execute(documents.insert().values(asdict(document)))
 
 
 _SOURCE_STATE = ("url", "title", "enabled", "etag", "last_modified", "last_fetch", "last_status",

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +21,7 @@ import requests
 
 from feeds.config import Settings, default_config_text, load_settings
 from feeds.model import Article
+from feeds.partners import PartnerDesk
 from feeds.pipeline import build_documents, ingest_seeds
 from feeds.server import DocumentCache, create_app, make_server
 from storage import Storage
@@ -121,6 +124,23 @@ class LiveServer:
     settings: Settings
     storage: Storage
     cache: DocumentCache
+    partners: PartnerDesk
+
+
+@contextmanager
+def serving(app, port: int | None = None, access_log: bool = False) -> Iterator[str]:
+    """`app` under a real uvicorn on 127.0.0.1 until the block ends; yields its URL."""
+    port = port or free_port()
+    server = make_server(app, "127.0.0.1", port, access_log=access_log)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answers(f"{url}/topics.opml")
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -131,16 +151,9 @@ def live_server(settings: Settings, storage: Storage):
     ingest_seeds(served, storage)
     build_documents(served, storage)
     cache = DocumentCache(storage)
-    server = make_server(create_app(cache), "127.0.0.1", port)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_answers(f"{url}/topics.opml")
-        yield LiveServer(url, served, storage, cache)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    partners = PartnerDesk(served, storage, cache)
+    with serving(create_app(cache, partners=partners), port) as url:
+        yield LiveServer(url, served, storage, cache, partners)
 
 
 def config_text(db: Path, seeds: Path, **seeds_options: int) -> str:

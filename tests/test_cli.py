@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import signal
 import subprocess
 import time
@@ -130,3 +131,14 @@ def test_run_serves_the_seed_and_stops_on_ctrl_c(config_file, tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_build_writes_a_gzipped_copy_beside_each_file(ingested, nashra, config_file, tmp_path):
+    out = tmp_path / "site"
+
+    nashra("build", "--out", str(out), "--config", str(config_file))
+
+    files = [p for p in out.rglob("*") if p.is_file() and p.suffix != ".gz"]
+    assert len(files) > 2
+    for path in files:
+        assert gzip.decompress(path.with_name(path.name + ".gz").read_bytes()) == path.read_bytes()

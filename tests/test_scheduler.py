@@ -111,6 +111,18 @@ def test_sync_job_keeps_one_job_per_enabled_source(fast_settings, storage):
         assert source_jobs(runtime) == {"source:alpha", "source:delta"}
 
 
+def test_a_poll_whose_job_was_removed_meanwhile_ends_quietly(fast_settings, storage,
+                                                              httpserver):
+    httpserver.expect_request("/feed.xml").respond_with_data(
+        rss_feed(), content_type="application/rss+xml")
+    later = datetime.now(UTC) + timedelta(hours=1)
+    add_source(storage, "alpha", httpserver.url_for("/feed.xml"), next_poll=later)
+    with running(fast_settings, storage) as runtime:
+        runtime.scheduler.remove_job("source:alpha")  # as a sync or a shutdown does mid-poll
+        runtime.source_job("alpha")  # must not raise JobLookupError
+        assert storage.source("alpha").last_status == 200
+
+
 # --- a hanging source never stalls the others --------------------------------------------------
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gzip
+from datetime import timedelta
 
+import brotli
 import feedparser
 import lxml.html
 import pytest
 import requests
-from conftest import SEED_TITLE
+from conftest import SEED_TITLE, T0
 
 from feeds.pipeline import build_documents
 
@@ -117,3 +119,80 @@ def test_reload_serves_newly_published_bytes(live_server, make_article):
 
     assert after.headers["ETag"] != before.headers["ETag"]
     assert "خبر أمني جديد" in {e.title for e in feedparser.parse(after.content).entries}
+
+
+def minutes(n: float) -> timedelta:
+    return timedelta(minutes=n)
+
+
+def raw(server, path: str, encoding: str, **headers) -> requests.Response:
+    """The response with its body as sent (not decoded by requests)."""
+    response = requests.get(server.url + path, stream=True, timeout=5,
+                            headers={"Accept-Encoding": encoding, **headers})
+    response.raw_body = response.raw.read(decode_content=False)
+    return response
+
+
+def test_brotli_is_preferred_and_decompresses_to_the_plain_body(live_server):
+    plain = get(live_server, "/topics/security.atom")
+    both = raw(live_server, "/topics/security.atom", "gzip, br")
+    refused = raw(live_server, "/topics/security.atom", "br;q=0, gzip")
+
+    assert both.headers["Content-Encoding"] == "br"
+    assert brotli.decompress(both.raw_body) == plain.content
+    assert refused.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(refused.raw_body) == plain.content
+    assert len({plain.headers["ETag"], both.headers["ETag"], refused.headers["ETag"]}) == 3
+    assert "accept-encoding" in both.headers["Vary"].lower()
+
+
+def test_each_encodings_etag_validates(live_server):
+    tag = raw(live_server, "/topics/security.rss", "br").headers["ETag"]
+
+    again = raw(live_server, "/topics/security.rss", "br", **{"If-None-Match": tag})
+
+    assert (again.status_code, again.raw_body) == (304, b"")
+    assert again.headers["ETag"] == tag
+
+
+def test_stale_validators_get_the_full_body(live_server):
+    served = get(live_server, "/topics/security.rss")
+    earlier = "Mon, 01 Jan 2001 00:00:00 GMT"
+
+    other_tag = get(live_server, "/topics/security.rss", **{"If-None-Match": '"other"'})
+    older = get(live_server, "/topics/security.rss", **{"If-Modified-Since": earlier})
+    # If-None-Match decides when both are sent (RFC 9110 13.2.2).
+    both = get(live_server, "/topics/security.rss", **{
+        "If-None-Match": '"other"', "If-Modified-Since": served.headers["Last-Modified"]})
+
+    assert [r.status_code for r in (other_tag, older, both)] == [200, 200, 200]
+    assert older.content == served.content
+
+
+def test_head_of_a_compressed_feed_has_the_headers_and_no_body(live_server):
+    head = requests.head(live_server.url + "/topics/security.atom",
+                         headers={"Accept-Encoding": "br"}, timeout=5)
+
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["Content-Encoding"] == "br"
+    assert head.headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+
+
+def max_age(response: requests.Response) -> int:
+    directives = dict(part.strip().partition("=")[::2]
+                      for part in response.headers["Cache-Control"].split(","))
+    assert "public" in directives
+    return int(directives["max-age"])
+
+
+def test_cache_lifetime_follows_how_often_the_topic_updates(live_server, make_article):
+    quiet = max_age(get(live_server, "/topics/security.atom"))
+    live_server.storage.save_articles([make_article(f"busy-{n}", published=T0 + minutes(20 * n))
+                                       for n in range(1, 12)])
+    build_documents(live_server.settings, live_server.storage)
+    live_server.cache.reload()
+
+    busy = max_age(get(live_server, "/topics/security.atom"))
+
+    assert quiet == 3600  # one article: nothing to go on, the longest
+    assert busy == 120  # a tenth of the 20 minutes between items
