@@ -128,6 +128,7 @@ def main() -> None:
         raise SystemExit(f"needs {' and '.join(missing)}: apt-get install nginx-light wrk")
 
     folder = Path(tempfile.mkdtemp(prefix="nashra-bench-serve-"))
+    folder.chmod(0o755)  # nginx's workers run as another user
     path, config = prepare(folder, args.articles)
     nashra_port, nginx_port = free_port(), free_port()
     (folder / "nginx.conf").write_text(NGINX_CONF.format(folder=folder, port=nginx_port))
