@@ -229,13 +229,7 @@ class Storage:
         """
         query = _NEWEST if topic is None else _NEWEST_OF_TOPIC
         with self.engine.connect() as conn:
-            rows = conn.execute(query, {"topic": topic, "limit": limit}).all()
-            credits: dict[str, list[Credit]] = {row.id: [] for row in rows}
-            if credits:
-                for row in conn.execute(_MEMBERS, {"ids": list(credits)}):
-                    credits[row.duplicate_of].append(_credit(row))
-        return [_article(row, origin=_credit(row), reported_by=tuple(credits[row.id]))
-                for row in rows]
+            return _credited(conn, conn.execute(query, {"topic": topic, "limit": limit}).all())
 
     def article(self, reference: str) -> Article | None:
         """The article with this id, or the one whose id starts with it (8 characters up)."""
@@ -482,12 +476,7 @@ class Storage:
         query = (_article_select(keys=False).where(articles.c.id.in_(ids))
                  .order_by(articles.c.published.desc(), articles.c.id))
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-            credits: dict[str, list[Credit]] = {row.id: [] for row in rows}
-            for row in conn.execute(_MEMBERS, {"ids": list(credits)}):
-                credits[row.duplicate_of].append(_credit(row))
-        return [_article(row, origin=_credit(row), reported_by=tuple(credits[row.id]))
-                for row in rows]
+            return _credited(conn, conn.execute(query).all())
 
     def freeze_archive(self, topic: str, page: int, ids: Sequence[str],
                        document: Document) -> None:
@@ -553,6 +542,16 @@ def _keys(row) -> DedupeKeys:
     return DedupeKeys(row.canonical_url or "", row.text_fingerprint or "", row.signature or b"",
                       row.duplicate_of, row.dedupe_layer, row.dedupe_similarity or 0.0,
                       row.dedupe_containment or 0.0)
+
+
+def _credited(conn: Connection, rows: Sequence) -> list[Article]:
+    """Articles of `rows`, each with its outlet and its cluster's other outlets."""
+    credits: dict[str, list[Credit]] = {row.id: [] for row in rows}
+    if credits:
+        for member in conn.execute(_MEMBERS, {"ids": list(credits)}):
+            credits[member.duplicate_of].append(_credit(member))
+    return [_article(row, origin=_credit(row), reported_by=tuple(credits[row.id]))
+            for row in rows]
 
 
 def _credit(row) -> Credit:
