@@ -381,9 +381,9 @@ def build_archive_page(settings: Settings, topic: Topic, articles: Sequence[Arti
     _add_entries(generator, settings, topic, articles, FULL)
     _set_links(generator, settings, topic, path, "atom")
     body = generator.atom_str(pretty=True)
-    return Document(path, MEDIA_TYPES["atom"], body, etag(body), updated,
-                    fingerprint(BUILD_VERSION, path, body.decode("utf-8")),
-                    IMMUTABLE_AGE if full else MIN_MAX_AGE)
+    tag = etag(body)  # the body's hash: what the page is built from, hashed once
+    return Document(path, MEDIA_TYPES["atom"], body, tag, updated,
+                    fingerprint(BUILD_VERSION, path, tag), IMMUTABLE_AGE if full else MIN_MAX_AGE)
 
 
 def _body(article: Article, syndication: Syndication) -> str:
