@@ -21,18 +21,15 @@ def update_archives(settings: Settings, storage: Storage, topic: Topic,
     """Freeze each page that filled; returns the open page to store (if any) and the URL
     of the newest archive page for the current feed's prev-archive link (None: no archive).
     """
-    shown = {a.id for a in current}
-    older = [i for i in storage.unarchived(topic.slug) if i not in shown]
-    size, page = settings.items_per_feed, storage.archive_pages(topic.slug)
-    empty_updated = storage.created()
+    page, older = storage.open_archive(topic.slug, {a.id for a in current})
+    size, empty_updated = settings.items_per_feed, storage.created
     while len(older) >= size:
         page += 1
-        ids, older = older[:size], older[size:]
-        storage.freeze_archive(topic.slug, page, ids, build_archive_page(
-            settings, topic, storage.stories(ids), page, True, empty_updated))
+        stories, older = older[:size], older[size:]
+        storage.freeze_archive(topic.slug, page, [a.id for a in stories], build_archive_page(
+            settings, topic, stories[::-1], page, True, empty_updated))
     if not page and not older:
         return [], None
-    open_page = build_archive_page(settings, topic, storage.stories(older), page + 1, False,
-                                   empty_updated)
+    open_page = build_archive_page(settings, topic, older[::-1], page + 1, False, empty_updated)
     newest = page + 1 if older else page
     return [open_page], f"{settings.base_url}/{archive_path(topic.slug, newest)}"

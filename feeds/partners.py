@@ -145,7 +145,7 @@ class PartnerDesk:
         topic = self.settings.topic(slug)
         limit = min(partner.item_limit, self.settings.items_per_feed)
         articles = self.storage.articles(slug, limit)
-        for document in build_topic(self.settings, topic, articles, self.storage.created(),
+        for document in build_topic(self.settings, topic, articles, self.storage.created,
                                     syndication=syndication(partner, slug)):
             name = document.path.removeprefix(PARTNER_PREFIX + "topics/")
             self._built[(partner.name, name)] = Served.of(document, key=(public, partner))

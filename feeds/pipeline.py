@@ -193,7 +193,7 @@ def build_documents(settings: Settings, storage: Storage, force: bool = False) -
     Publishing reads only from storage, so a restart rebuilds the same bytes.
     """
     previous = {} if force else storage.built_from()
-    empty_updated = storage.created()
+    empty_updated = storage.created
     changed: list[Document] = []
     newest = empty_updated
     for topic in settings.topics:

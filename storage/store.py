@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -340,6 +341,7 @@ class Storage:
         with self.engine.connect() as conn:
             return dict(conn.execute(query).all())
 
+    @functools.cached_property
     def created(self) -> datetime:
         """When this database was created: the date of a feed that has no entries yet."""
         with self.engine.connect() as conn:
@@ -454,29 +456,23 @@ class Storage:
 
     # -- archives (RFC 5005) --------------------------------------------------------------
 
-    def unarchived(self, topic: str) -> list[str]:
-        """Ids of the topic's stories that no frozen archive page holds, oldest first."""
+    def open_archive(self, topic: str, shown: Collection[str]) -> tuple[int, list[Article]]:
+        """How many archive pages `topic` has frozen, and its stories that no frozen page
+        holds and the current feed does not show, oldest first: the pages still to fill.
+
+        One connection, one read of the rows: a build asks this of every changed topic.
+        """
         held = sa.exists().where(archived.c.topic == topic,
-                                 archived.c.article_id == article_topics.c.article_id)
-        query = (sa.select(article_topics.c.article_id)
-                 .join(articles, articles.c.id == article_topics.c.article_id)
-                 .where(article_topics.c.topic == topic, articles.c.duplicate_of.is_(None), ~held)
-                 .order_by(article_topics.c.published, article_topics.c.article_id))
+                                 archived.c.article_id == articles.c.id)
+        query = (_article_select(keys=False)
+                 .join(article_topics, article_topics.c.article_id == articles.c.id)
+                 .where(article_topics.c.topic == topic, articles.c.duplicate_of.is_(None),
+                        articles.c.id.not_in(list(shown)), ~held)
+                 .order_by(article_topics.c.published, articles.c.id))
+        pages = sa.select(sa.func.max(archived.c.page)).where(archived.c.topic == topic)
         with self.engine.connect() as conn:
-            return list(conn.execute(query).scalars())
-
-    def archive_pages(self, topic: str) -> int:
-        """How many frozen archive pages `topic` has."""
-        query = sa.select(sa.func.max(archived.c.page)).where(archived.c.topic == topic)
-        with self.engine.connect() as conn:
-            return conn.execute(query).scalar() or 0
-
-    def stories(self, ids: Sequence[str]) -> list[Article]:
-        """These articles with their outlets, newest first, as `articles` gives them."""
-        query = (_article_select(keys=False).where(articles.c.id.in_(ids))
-                 .order_by(articles.c.published.desc(), articles.c.id))
-        with self.engine.connect() as conn:
-            return _credited(conn, conn.execute(query).all())
+            return (conn.execute(pages).scalar() or 0,
+                    _credited(conn, conn.execute(query).all()))
 
     def freeze_archive(self, topic: str, page: int, ids: Sequence[str],
                        document: Document) -> None:

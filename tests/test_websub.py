@@ -60,7 +60,7 @@ def test_no_hub_link_without_a_hub_nor_in_partner_feeds(settings, hubbed, storag
     plain = published(settings, storage)
     partner = Partner("p", "hash", ("security",))
     private = build_topic(hubbed, hubbed.topic("security"), storage.articles("security"),
-                          storage.created(), syndication=syndication(partner, "security"))
+                          storage.created, syndication=syndication(partner, "security"))
 
     for body in [plain["topics/security.atom"], *(d.body for d in private)]:
         assert b'rel="hub"' not in body and b'"hubs"' not in body
