@@ -140,15 +140,18 @@ class Storage:
                 conn.execute(article_topics.insert(), topic_rows)
             affected = {t for a in touched for t in a.topics}
             affected.update(t for topics in old_topics.values() for t in topics)
-            affected |= self._settle_clusters(conn, touched)
+            affected |= self._settle_clusters(conn, touched, [a.id for a in changed])
         return SaveResult(len(new), len(changed), len(batch) - len(touched), frozenset(affected))
 
-    def _settle_clusters(self, conn: Connection, batch: Sequence[Article]) -> set[str]:
+    def _settle_clusters(self, conn: Connection, batch: Sequence[Article],
+                         updated: Sequence[str]) -> set[str]:
         """Apply the batch's cluster decisions; the topics whose entries they change.
 
         A newcomer that replaces a canonical article takes its members over; every
         duplicate points at its cluster's current canonical article (which may have been
-        settled by another process since the dedupe window was loaded).
+        settled by another process since the dedupe window was loaded). The clusters
+        concerned get their members' topics again; a new story alone in its cluster has
+        none to get, so most batches settle only a few.
         """
         keys = {a.id: a.dedupe for a in batch if a.dedupe is not None}
         roots = set()
@@ -165,9 +168,10 @@ class Storage:
                 _ROOT.c.id == articles.c.duplicate_of).scalar_subquery()
             conn.execute(articles.update().where(articles.c.id.in_(members))
                          .values(duplicate_of=root))
-        roots |= set(conn.execute(
-            sa.select(sa.func.coalesce(articles.c.duplicate_of, articles.c.id))
-            .where(articles.c.id.in_(list(keys)))).scalars())
+        if members or updated:
+            roots |= set(conn.execute(
+                sa.select(sa.func.coalesce(articles.c.duplicate_of, articles.c.id))
+                .where(articles.c.id.in_([*members, *updated]))).scalars())
         return self._cluster_topics(conn, roots)
 
     def _cluster_topics(self, conn: Connection, roots: set[str]) -> set[str]:

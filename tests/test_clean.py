@@ -210,6 +210,21 @@ def test_clean_article_detects_language_when_empty(body, language):
     assert clean_article(_article(language="", content_html=f"<p>{body}</p>")).language == language
 
 
+@pytest.mark.parametrize(
+    ("declared", "body", "language"),
+    [
+        ("en", LONG_BODY, "ar"),  # a wrong declaration: the letters are right to left
+        ("fa", LONG_BODY, "fa"),  # same direction: the publisher's finer choice stands
+        ("ar", "The minister announced new measures on Tuesday to strengthen security "
+               "in the country's largest cities.", "en"),
+        ("ar", "2026 - 11 - 29", "ar"),  # no letters: nothing contradicts the declaration
+    ],
+)
+def test_clean_article_checks_a_declared_language_against_the_letters(declared, body, language):
+    article = _article(language=declared, title="", content_html=f"<p>{body}</p>")
+    assert clean_article(article).language == language
+
+
 def test_clean_article_keeps_a_given_language_in_canonical_form():
     assert clean_article(_article(language="AR-ma")).language == "ar-MA"
 

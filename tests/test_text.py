@@ -13,6 +13,7 @@ from feeds.text import (
     is_rtl_language,
     label_for,
     rtl_label,
+    written_direction,
     xml_safe,
 )
 
@@ -150,6 +151,26 @@ def test_detect_language(text, language):
 @pytest.mark.parametrize("text", ["", "   \n\t "])
 def test_detect_language_of_empty_text_is_the_default(text, default):
     assert detect_language(text, default) == default
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("BCIJ تفكك خلية إرهابية في طنجة", "rtl"),  # a Latin word first, Arabic mostly
+        ("Tangier: الأمن", "ltr"),
+        ("זהו טקסט בעברית", "rtl"),
+        ("Привет, мир", "ltr"),
+        ("2026-11-29 !!", None),
+        ("", None),
+        ("\ud800 عربي", "rtl"),  # a lone surrogate does not break the count
+    ],
+)
+def test_written_direction_counts_strong_characters(text, expected):
+    assert written_direction(text) == expected
+
+
+def test_written_direction_reads_only_the_opening():
+    assert written_direction("abc " * 100 + "عربي " * 200) == "ltr"
 
 
 # --- fold -------------------------------------------------------------------------------
