@@ -88,6 +88,7 @@ def cli(config_path: str | None, verbose: int, quiet: bool) -> None:
       nashra tag explain A  why an article has its topics and entities
       nashra retag          apply changed topic rules to stored articles
       nashra partners ...   partner sites: add, list, rotate, remove
+      nashra db migrate     copy an installation to PostgreSQL
     """
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr,
@@ -459,6 +460,43 @@ def partners_remove(settings: Settings, storage: Storage, name: str) -> None:
     if not storage.remove_partner(name):
         raise click.ClickException(f"no partner {name!r}; see `nashra partners list`")
     click.echo(f"removed {name}")
+
+
+@cli.group()
+def db() -> None:
+    """The database itself: move an embedded installation to PostgreSQL."""
+
+
+@db.command("migrate")
+@click.option("--from", "source", required=True, metavar="URL",
+              help="The database to copy, e.g. sqlite:///var/nashra.db.")
+@click.option("--to", "target", required=True, metavar="URL",
+              help="A new database, or one this command filled before, e.g. "
+                   "postgresql://nashra@db.example.org/nashra.")
+def db_migrate(source: str, target: str) -> None:
+    """Copy every table of --from into --to: articles, topics, sources, documents, partners.
+
+    Running it again copies nothing twice. Point the config's [storage] url at --to after.
+    """
+    from tqdm import tqdm
+
+    from storage.copy import copy_database
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(table: str, done: int, total: int) -> None:
+        bar = bars.setdefault(table, tqdm(total=total, desc=table, unit=" rows", disable=None))
+        bar.update(done - bar.n)
+
+    try:
+        copied = copy_database(source, target, progress)
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        for bar in bars.values():
+            bar.close()
+    for table, rows in copied.items():
+        click.echo(f"{table}: {rows} rows")
 
 
 def _when(moment) -> str:

@@ -8,12 +8,15 @@ Alembic's operations so the same DDL runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 metadata = sa.MetaData()
@@ -178,6 +181,50 @@ def _archived_columns() -> list[sa.Column]:
 archived = sa.Table("archived", metadata, *_archived_columns())
 
 
+def _story_key_columns() -> list[sa.Column]:
+    """Added in version 6: which article first claimed each canonical URL and text.
+
+    Its primary key is how the database itself keeps one story per URL and per text when
+    several processes store copies at once (see Storage._claim_keys). A separate table,
+    not unique indexes on `articles`: duplicates, split articles and edits share keys.
+    """
+    return [
+        sa.Column("kind", sa.String(4), primary_key=True),  # "url" or "text"
+        sa.Column("value", sa.String(64), primary_key=True),
+        sa.Column("article_id", sa.String(36), nullable=False),
+    ]
+
+
+story_keys = sa.Table("story_keys", metadata, *_story_key_columns())
+
+
+def story_key_rows(article_id: str, url: str | None, fingerprint: str | None) -> list[dict]:
+    """The story_keys an article claims; a URL is hashed, as URLs have no length limit."""
+    rows = []
+    if url:
+        rows.append({"kind": "url", "value": hashlib.sha256(url.encode()).hexdigest(),
+                     "article_id": article_id})
+    if fingerprint:
+        rows.append({"kind": "text", "value": fingerprint, "article_id": article_id})
+    return rows
+
+
+def insert_or(conn: Connection, table: sa.Table, update: bool = False):
+    """INSERT that skips rows already stored (or, with `update`, overwrites them by key).
+
+    ON CONFLICT makes it race-safe: whichever process commits first wins, the other
+    neither fails nor duplicates. The one place that picks the dialect's INSERT.
+    """
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    if not update:
+        return statement.on_conflict_do_nothing()
+    keys = [c.name for c in table.primary_key]
+    return statement.on_conflict_do_update(
+        index_elements=keys,
+        set_={c.name: statement.excluded[c.name] for c in table.c if c.name not in keys})
+
+
 def _v2_feed_sources(op: Operations) -> None:
     for column in _source_state_columns():
         op.add_column("sources", column)
@@ -223,9 +270,21 @@ def _v5_partners(op: Operations) -> None:
                                          server_default="60"))
 
 
+def _v6_story_keys(op: Operations) -> None:
+    """Each canonical URL and text claimed by its earliest stored article."""
+    op.create_table("story_keys", *_story_key_columns())
+    conn = op.get_bind()
+    rows = conn.execute(sa.select(articles.c.id, articles.c.canonical_url,
+                                  articles.c.text_fingerprint)
+                        .order_by(articles.c.published, articles.c.id)).all()
+    claims = [key for row in rows for key in story_key_rows(*row)]
+    if claims:
+        conn.execute(insert_or(conn, story_keys), claims)
+
+
 # UPGRADES[n - 2] takes a database from version n - 1 to version n.
 UPGRADES: list[Callable[[Operations], None]] = [_v2_feed_sources, _v3_xhtml_bodies,
-                                                 _v4_dedupe, _v5_partners]
+                                                 _v4_dedupe, _v5_partners, _v6_story_keys]
 SCHEMA_VERSION = len(UPGRADES) + 1
 
 
@@ -241,8 +300,27 @@ def _stamp(conn: Connection, version: int) -> None:
     conn.execute(meta.insert().values(key="schema_version", value=str(version)))
 
 
+MIGRATION_LOCK = 0x6E617368  # "nash"
+
+
+@contextmanager
+def _one_migrator(engine: sa.Engine) -> Iterator[None]:
+    """Hold PostgreSQL's advisory lock meanwhile: workers starting together migrate once."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.begin() as conn:
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+        yield
+
+
 def migrate(engine: sa.Engine) -> int:
     """Bring the database up to SCHEMA_VERSION; returns the version it was at."""
+    with _one_migrator(engine):
+        return _migrate(engine)
+
+
+def _migrate(engine: sa.Engine) -> int:
     with engine.connect() as conn:
         found = schema_version(conn)
     if found > SCHEMA_VERSION:

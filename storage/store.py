@@ -18,10 +18,13 @@ from storage.schema import (
     article_topics,
     articles,
     documents,
+    insert_or,
     meta,
     migrate,
     partners,
     sources,
+    story_key_rows,
+    story_keys,
 )
 
 _ARTICLE_COLUMNS = ("id", "source", "key", "title", "content_html", "summary", "language",
@@ -59,6 +62,8 @@ def create_engine(url: str) -> sa.Engine:
     except sa.exc.ArgumentError:
         raise StorageError(f"storage URL {url!r} is not a database URL; use e.g. "
                            "sqlite:///var/nashra.db") from None
+    if parsed.drivername == "postgresql":  # the driver Nashra ships, not SQLAlchemy's default
+        parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +85,8 @@ class Storage:
         try:
             migrate(self.engine)
         except sa.exc.OperationalError as exc:
-            raise StorageError(f"cannot open storage {url}: {exc.orig}") from None
+            shown = self.engine.url.render_as_string(hide_password=True)
+            raise StorageError(f"cannot open storage {shown}: {exc.orig}") from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -119,7 +125,11 @@ class Storage:
                 if a.id in stored and stored[a.id].content_hash != a.content_hash
             ]
             if new:
-                conn.execute(articles.insert(), [_row(a, first_seen=now) for a in new])
+                rows = sorted((_row(a, first_seen=now) for a in new), key=lambda r: r["id"])
+                inserted = set(conn.execute(insert_or(conn, articles).returning(articles.c.id),
+                                            rows).scalars())  # ids sorted: one lock order
+                new = [a for a in new if a.id in inserted]  # the rest: stored meanwhile
+                self._claim_keys(conn, new)
             published = {a.id: a.published for a in new}
             for article in changed:
                 before = stored[article.id]
@@ -137,7 +147,7 @@ class Storage:
                 for a in touched for t in a.topics
             ]
             if topic_rows:
-                conn.execute(article_topics.insert(), topic_rows)
+                conn.execute(insert_or(conn, article_topics), topic_rows)
             affected = {t for a in touched for t in a.topics}
             affected.update(t for topics in old_topics.values() for t in topics)
             affected |= self._settle_clusters(conn, touched, [a.id for a in changed])
@@ -174,6 +184,34 @@ class Storage:
                 .where(articles.c.id.in_([*members, *updated]))).scalars())
         return self._cluster_topics(conn, roots)
 
+    def _claim_keys(self, conn: Connection, batch: Sequence[Article]) -> None:
+        """Claim the new articles' URLs and texts; a story whose key is taken joins its holder.
+
+        The dedupe window only knows what this process stored or loaded; another process
+        may have stored a copy of the same story meanwhile. The story_keys primary key
+        decides which copy came first, whatever the windows thought.
+        """
+        claims = [key for a in batch if a.dedupe
+                  for key in story_key_rows(a.id, a.dedupe.url, a.dedupe.fingerprint)]
+        if not claims:
+            return
+        conn.execute(insert_or(conn, story_keys),
+                     sorted(claims, key=lambda c: (c["kind"], c["value"])))  # one lock order
+        holders = conn.execute(
+            sa.select(story_keys.c.kind, story_keys.c.value,
+                      sa.func.coalesce(articles.c.duplicate_of, articles.c.id).label("root"))
+            .join(articles, articles.c.id == story_keys.c.article_id)
+            .where(story_keys.c.value.in_([c["value"] for c in claims]))).all()
+        root_of = {(h.kind, h.value): h.root for h in holders}
+        leaders = {a.id for a in batch
+                   if a.dedupe and not a.dedupe.duplicate_of and not a.dedupe.replaces}
+        for claim in claims:
+            root = root_of[claim["kind"], claim["value"]]
+            if claim["article_id"] in leaders and root != claim["article_id"]:
+                leaders.discard(claim["article_id"])
+                conn.execute(articles.update().where(articles.c.id == claim["article_id"])
+                             .values(duplicate_of=root, dedupe_layer=claim["kind"]))
+
     def _cluster_topics(self, conn: Connection, roots: set[str]) -> set[str]:
         """Give each cluster in `roots` the topics of all its members; the topics touched.
 
@@ -205,7 +243,7 @@ class Storage:
                 rows[root, topic] = {"article_id": root, "topic": topic,
                                      "published": canonical[root], "via": member}
         if rows:
-            conn.execute(article_topics.insert(), list(rows.values()))
+            conn.execute(insert_or(conn, article_topics), list(rows.values()))
         return set(gone) | {t for _, t in have} | {t for _, t in rows}
 
     def _ensure_sources(self, conn: Connection, names: set[str], kind: str, now: datetime) -> None:
@@ -213,7 +251,7 @@ class Storage:
                     .scalars())
         missing = [{"name": n, "kind": kind, "created": now} for n in sorted(names - known)]
         if missing:
-            conn.execute(sources.insert(), missing)
+            conn.execute(insert_or(conn, sources), missing)
 
     def _topics_of(self, conn: Connection, ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
         ids = list(ids)
@@ -452,11 +490,10 @@ class Storage:
         """
         query = sa.select(meta.c.value).where(meta.c.key == "partner_key")
         with self.engine.begin() as conn:
-            value = conn.execute(query).scalar()
-            if value is None:
-                value = secrets.token_hex(32)
-                conn.execute(meta.insert().values(key="partner_key", value=value))
-        return bytes.fromhex(value)
+            if conn.execute(query).scalar() is None:  # another process may be making it too
+                conn.execute(insert_or(conn, meta).values(key="partner_key",
+                                                          value=secrets.token_hex(32)))
+            return bytes.fromhex(conn.execute(query).scalar_one())
 
     # -- archives (RFC 5005) --------------------------------------------------------------
 

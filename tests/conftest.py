@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from feeds.config import Settings, default_config_text, load_settings
 from feeds.model import Article
@@ -38,10 +40,74 @@ def seeds_dir(tmp_path: Path) -> Path:
     return Path(shutil.copytree(SHIPPED_SEEDS, tmp_path / "seeds"))
 
 
+# --- storage backends: SQLite always; PostgreSQL for modules marked `both_backends` ----
+
+PG_URL = os.environ.get("NASHRA_TEST_PG_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "both_backends: run storage tests on SQLite and "
+                                       "PostgreSQL ($NASHRA_TEST_PG_URL)")
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_backends") and (
+            "backend" in metafunc.fixturenames):
+        metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path, seeds_dir: Path) -> Settings:
-    return replace(load_settings(), storage_url=f"sqlite:///{tmp_path / 'nashra.db'}",
-                   seeds_dir=seeds_dir)
+def backend(request) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[sa.URL]:
+    """A PostgreSQL database of this test session's own, dropped at its end."""
+    server = sa.make_url(PG_URL)
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT",
+                             connect_args={"connect_timeout": 3})
+    try:
+        admin.connect().close()
+    except sa.exc.OperationalError:
+        admin.dispose()
+        where = f"{server.host or 'localhost'}:{server.port or 5432}"
+        pytest.skip(f"PostgreSQL not reachable at {where}: start it or set NASHRA_TEST_PG_URL")
+    name = f"nashra_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:  # C collation: text sorts as in SQLite
+        conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' "
+                             "LC_COLLATE 'C' LC_CTYPE 'C'")
+    try:
+        yield server.set(database=name)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_database: sa.URL) -> str:
+    """A fresh, empty schema of the session's database, as a storage URL."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(pg_database)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    engine.dispose()
+    url = pg_database.update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def storage_url(request, backend: str, tmp_path: Path) -> str:
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_url")
+    return f"sqlite:///{tmp_path / 'nashra.db'}"
+
+
+@pytest.fixture
+def settings(storage_url: str, seeds_dir: Path) -> Settings:
+    return replace(load_settings(), storage_url=storage_url, seeds_dir=seeds_dir)
 
 
 @pytest.fixture
@@ -156,10 +222,11 @@ def live_server(settings: Settings, storage: Storage):
         yield LiveServer(url, served, storage, cache, partners)
 
 
-def config_text(db: Path, seeds: Path, **seeds_options: int) -> str:
-    """The shipped config with storage and seeds pointing at `db` and `seeds`."""
+def config_text(db: Path | str, seeds: Path, **seeds_options: int) -> str:
+    """The shipped config with storage at `db` (an SQLite file or a URL) and seeds at `seeds`."""
+    url = db if isinstance(db, str) else f"sqlite:///{db}"
     text = default_config_text()
-    edits = [(r'^url = "sqlite:///var/nashra.db"', f'url = "sqlite:///{db}"'),
+    edits = [(r'^url = "sqlite:///var/nashra.db"', f'url = "{url}"'),
              (r'^dir = "seeds"', f'dir = "{seeds}"'),
              *((rf"^{key} = \d+", f"{key} = {value}") for key, value in seeds_options.items())]
     for pattern, replacement in edits:
@@ -169,9 +236,9 @@ def config_text(db: Path, seeds: Path, **seeds_options: int) -> str:
 
 
 @pytest.fixture
-def config_file(tmp_path: Path, db_path: Path, seeds_dir: Path) -> Path:
+def config_file(tmp_path: Path, storage_url: str, seeds_dir: Path) -> Path:
     path = tmp_path / "nashra.toml"
-    path.write_text(config_text(db_path, seeds_dir), "utf-8")
+    path.write_text(config_text(storage_url, seeds_dir), "utf-8")
     return path
 
 

@@ -11,6 +11,8 @@ import requests
 
 from feeds.pipeline import build_documents
 
+pytestmark = pytest.mark.both_backends
+
 START = datetime(2030, 1, 1, tzinfo=UTC)  # after the shipped seed
 PLAIN = {"Accept-Encoding": "identity"}
 

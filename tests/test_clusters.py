@@ -26,6 +26,8 @@ from feeds.polling import make_fetcher, poll_source
 from storage import Storage
 from storage.schema import SCHEMA_VERSION
 
+pytestmark = pytest.mark.both_backends
+
 REPO = Path(__file__).resolve().parent.parent
 SEED_TEXT = next((REPO / "seeds").glob("*.txt")).read_text("utf-8")
 SEED_LINES = [line for line in SEED_TEXT.split("\n\n") if line.strip()]

@@ -6,10 +6,13 @@ import logging
 import os
 from dataclasses import replace
 
+import pytest
 from conftest import SEED_TITLE, T0
 
 from feeds.pipeline import build_documents, ingest_seeds
 from storage import Storage
+
+pytestmark = pytest.mark.both_backends
 
 SEED_NAME = "000_d93c5d4a86fd5825.txt"
 GOOD_SEED = "عملية أمنية جديدة في الدار البيضاء\n\nأعلنت الشرطة عن تفكيك شبكة لتهريب المخدرات.\n"

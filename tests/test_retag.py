@@ -2,10 +2,13 @@
 
 from dataclasses import replace
 
+import pytest
 from conftest import SEED_TITLE, hours
 
 from feeds.model import DedupeKeys, Rule
 from feeds.pipeline import ingest_seeds, retag_stored
+
+pytestmark = pytest.mark.both_backends
 
 
 def _with_rule(settings, slug, rule, min_score=1):

@@ -1,40 +1,50 @@
-"""Storage on real SQLite files: schema, WAL, atomic batches, updates, topic queries."""
+"""Storage on real SQLite files and PostgreSQL: schema, atomic batches, updates, topics."""
 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
+import sqlalchemy as sa
 from conftest import T0, hours
 
+from feeds.clusters import Deduper, dedupe_keys
 from storage import SCHEMA_VERSION, SaveResult, Storage
+from storage.schema import articles, meta, story_keys
+
+pytestmark = pytest.mark.both_backends
 
 
-def _meta(db_path) -> dict[str, str]:
-    with sqlite3.connect(db_path) as conn:
-        return dict(conn.execute("SELECT key, value FROM meta"))
+def _meta(url: str) -> dict[str, str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(sa.select(meta.c.key, meta.c.value)).all())
+    finally:
+        engine.dispose()
 
 
-def test_schema_version_is_recorded_in_meta(storage, db_path):
-    assert _meta(db_path)["schema_version"] == str(SCHEMA_VERSION)
+def test_schema_version_is_recorded_in_meta(storage, storage_url):
+    assert _meta(storage_url)["schema_version"] == str(SCHEMA_VERSION)
 
 
-def test_reopening_keeps_data_and_does_not_migrate_again(settings, storage, db_path,
-                                                         make_article):
+def test_reopening_keeps_data_and_does_not_migrate_again(storage_url, storage, make_article):
     storage.save_articles([make_article("a")])
-    before = _meta(db_path)
+    before = _meta(storage_url)
     storage.close()
 
-    reopened = Storage(settings.storage_url)
+    reopened = Storage(storage_url)
     try:
         assert [a.key for a in reopened.articles()] == ["a"]
-        assert _meta(db_path) == before
+        assert _meta(storage_url) == before
     finally:
         reopened.close()
 
 
-def test_sqlite_runs_in_wal_mode(storage, db_path):
+def test_sqlite_runs_in_wal_mode(db_path):
+    Storage(f"sqlite:///{db_path}").close()
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -105,3 +115,45 @@ def test_topic_order_follows_the_kept_published_time_after_an_update(storage, ma
 
     assert [a.key for a in found] == ["mid", "old"]
     assert [a.published for a in found] == sorted((a.published for a in found), reverse=True)
+
+
+def test_copies_stored_by_two_processes_at_once_make_one_story(storage_url, storage,
+                                                               make_article):
+    # Two workers, each with its own (empty) dedupe window, store one story from two outlets.
+    other = Storage(storage_url)
+    url = "https://news.example.org/story"
+    first = make_article("a", source="one", url=url)
+    second = make_article("b", source="two", url=url, published=T0 + hours(1))
+    try:
+        storage.save_articles(Deduper().assign([first], {}))
+        result = other.save_articles(Deduper().assign([second], {}))
+    finally:
+        other.close()
+
+    (story,) = storage.articles()
+    assert (story.id, storage.article_count(), result.new) == (first.id, 2, 1)
+    assert [c.name for c in story.reported_by] == ["two"]
+    assert storage.article(second.id).dedupe.layer == "url"
+
+
+def test_version_6_gives_each_url_to_its_earliest_article(db_path, make_article):
+    """A version 5 database may hold two stories with one URL (beyond the window)."""
+    url = f"sqlite:///{db_path}"
+    storage = Storage(url)
+    late, early = (make_article(k, url="https://news.example.org/x", published=T0 + hours(h))
+                   for k, h in (("late", 9), ("early", 0)))
+    for article in (late, early):
+        storage.save_articles([replace(article, dedupe=dedupe_keys(
+            article.url, article.title, article.content_html, article.summary))])
+    with storage.engine.begin() as conn:  # as version 5 left them: two stories
+        conn.execute(articles.update().values(duplicate_of=None, dedupe_layer=None))
+        conn.execute(sa.text("DROP TABLE story_keys"))
+        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="5"))
+    storage.close()
+
+    upgraded = Storage(url)
+    with upgraded.engine.connect() as conn:
+        holders = conn.execute(sa.select(story_keys.c.kind, story_keys.c.article_id)).all()
+    assert sorted(holders) == [("text", early.id), ("text", late.id), ("url", early.id)]
+    assert len(upgraded.articles()) == 2  # nothing merged by the upgrade
+    upgraded.close()
