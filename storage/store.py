@@ -124,12 +124,13 @@ class Storage:
                 a for a in batch
                 if a.id in stored and stored[a.id].content_hash != a.content_hash
             ]
+            joined: list[str] = []
             if new:
                 rows = sorted((_row(a, first_seen=now) for a in new), key=lambda r: r["id"])
                 inserted = set(conn.execute(insert_or(conn, articles).returning(articles.c.id),
                                             rows).scalars())  # ids sorted: one lock order
                 new = [a for a in new if a.id in inserted]  # the rest: stored meanwhile
-                self._claim_keys(conn, new)
+                joined = self._claim_keys(conn, new)
             published = {a.id: a.published for a in new}
             for article in changed:
                 before = stored[article.id]
@@ -150,18 +151,19 @@ class Storage:
                 conn.execute(insert_or(conn, article_topics), topic_rows)
             affected = {t for a in touched for t in a.topics}
             affected.update(t for topics in old_topics.values() for t in topics)
-            affected |= self._settle_clusters(conn, touched, [a.id for a in changed])
+            affected |= self._settle_clusters(conn, touched, [*joined, *(a.id for a in changed)])
         return SaveResult(len(new), len(changed), len(batch) - len(touched), frozenset(affected))
 
     def _settle_clusters(self, conn: Connection, batch: Sequence[Article],
-                         updated: Sequence[str]) -> set[str]:
+                         moved: Sequence[str]) -> set[str]:
         """Apply the batch's cluster decisions; the topics whose entries they change.
 
         A newcomer that replaces a canonical article takes its members over; every
         duplicate points at its cluster's current canonical article (which may have been
         settled by another process since the dedupe window was loaded). The clusters
-        concerned get their members' topics again; a new story alone in its cluster has
-        none to get, so most batches settle only a few.
+        concerned, and those of the `moved` articles (edited, or joined to a story another
+        process stored first), get their members' topics again; a new story alone in its
+        cluster has none to get, so most batches settle only a few.
         """
         keys = {a.id: a.dedupe for a in batch if a.dedupe is not None}
         roots = set()
@@ -178,14 +180,15 @@ class Storage:
                 _ROOT.c.id == articles.c.duplicate_of).scalar_subquery()
             conn.execute(articles.update().where(articles.c.id.in_(members))
                          .values(duplicate_of=root))
-        if members or updated:
+        if members or moved:
             roots |= set(conn.execute(
                 sa.select(sa.func.coalesce(articles.c.duplicate_of, articles.c.id))
-                .where(articles.c.id.in_([*members, *updated]))).scalars())
+                .where(articles.c.id.in_([*members, *moved]))).scalars())
         return self._cluster_topics(conn, roots)
 
-    def _claim_keys(self, conn: Connection, batch: Sequence[Article]) -> None:
-        """Claim the new articles' URLs and texts; a story whose key is taken joins its holder.
+    def _claim_keys(self, conn: Connection, batch: Sequence[Article]) -> list[str]:
+        """Claim the new articles' URLs and texts; a story whose key is taken joins its
+        holder. Returns the ids of the articles that joined one.
 
         The dedupe window only knows what this process stored or loaded; another process
         may have stored a copy of the same story meanwhile. The story_keys primary key
@@ -194,7 +197,7 @@ class Storage:
         claims = [key for a in batch if a.dedupe
                   for key in story_key_rows(a.id, a.dedupe.url, a.dedupe.fingerprint)]
         if not claims:
-            return
+            return []
         conn.execute(insert_or(conn, story_keys),
                      sorted(claims, key=lambda c: (c["kind"], c["value"])))  # one lock order
         holders = conn.execute(
@@ -205,12 +208,15 @@ class Storage:
         root_of = {(h.kind, h.value): h.root for h in holders}
         leaders = {a.id for a in batch
                    if a.dedupe and not a.dedupe.duplicate_of and not a.dedupe.replaces}
+        joined = []
         for claim in claims:
             root = root_of[claim["kind"], claim["value"]]
             if claim["article_id"] in leaders and root != claim["article_id"]:
                 leaders.discard(claim["article_id"])
                 conn.execute(articles.update().where(articles.c.id == claim["article_id"])
                              .values(duplicate_of=root, dedupe_layer=claim["kind"]))
+                joined.append(claim["article_id"])
+        return joined
 
     def _cluster_topics(self, conn: Connection, roots: set[str]) -> set[str]:
         """Give each cluster in `roots` the topics of all its members; the topics touched.
