@@ -19,7 +19,7 @@ from feeds.archives import update_archives
 from feeds.clean import clean_article
 from feeds.clusters import deduper_for, forget_deduper
 from feeds.config import Settings
-from feeds.model import Article, Document
+from feeds.model import Article, Document, Topic
 from feeds.publish import (
     FEED_KINDS,
     build_index,
@@ -37,7 +37,7 @@ from feeds.seedfiles import (
     scan_folder,
     seed_article,
 )
-from feeds.tagging import Tagger
+from feeds.tagging import Tagger, gazetteer
 from storage import Storage
 
 log = logging.getLogger("nashra.pipeline")
@@ -217,6 +217,24 @@ def build_documents(settings: Settings, storage: Storage, force: bool = False) -
     if changed:
         log.info("published %d documents: %s", len(changed), " ".join(d.path for d in changed))
     return changed
+
+
+def build_tag(settings: Settings, storage: Storage, tag: str) -> list[Document] | None:
+    """The RSS, Atom and JSON feeds of entity `tag` ("org:isis"), or None if the gazetteer
+    has no such entity.
+
+    Built when a reader first asks (the server keeps them until the next change), not
+    with every build: of a thousand entities, a few are ever followed.
+    """
+    entity = gazetteer().get(tag)
+    if entity is None:
+        return None
+    names = {language: entity.label(language) for language in settings.site_titles}
+    topic = Topic(slug=tag, language=settings.language, titles=names,
+                  descriptions={language: f"{name} - {settings.site_titles[language]}"
+                                for language, name in names.items()})
+    return build_topic(settings, topic, storage.articles(tag, settings.items_per_feed),
+                       storage.created)
 
 
 def write_documents(documents: Iterable[Document], out: Path) -> list[Path]:

@@ -27,6 +27,7 @@ from lxml import etree
 from feeds import __version__
 from feeds.config import Settings
 from feeds.model import Article, Credit, Document, Enclosure, Source, Topic
+from feeds.tagging import entity_labels
 from feeds.text import direction, first_strong, label_for
 
 MEDIA_TYPES = {
@@ -46,11 +47,17 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 FH_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
 IMMUTABLE_AGE = 31_536_000  # a year: the max-age of a full archive page
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-BUILD_VERSION = "5"  # bump when the output format changes, so every feed is rebuilt
+BUILD_VERSION = "6"  # bump when the output format changes, so every feed is rebuilt
+
+
+def feed_folder(slug: str) -> str:
+    """Where a feed lives: "tags" for an entity tag ("org:isis"), "topics" for a topic
+    (topic slugs have no colon)."""
+    return "tags" if ":" in slug else "topics"
 
 
 def feed_path(slug: str, kind: str) -> str:
-    return f"topics/{slug}.{kind}"
+    return f"{feed_folder(slug)}/{slug}.{kind}"
 
 
 def stylesheet_path(language: str) -> str:
@@ -303,7 +310,7 @@ def _feed_generator(settings: Settings, topic: Topic, updated: datetime) -> Feed
     generator = FeedGenerator()
     generator.register_extension("nashra", _FeedExtension, EntryExtras)
     generator.nashra.stylesheet = f"{settings.base_url}/{stylesheet_path(language)}"
-    generator.id(f"{settings.base_url}/topics/{topic.slug}")
+    generator.id(f"{settings.base_url}/{feed_folder(topic.slug)}/{topic.slug}")
     generator.title(label_for(f"{topic.title} - {settings.site_title}", language))
     generator.subtitle(label_for(topic.description, language))
     generator.language(language)
@@ -325,16 +332,20 @@ def _set_links(generator: FeedGenerator, settings: Settings, topic: Topic, path:
 
 def _add_entries(generator: FeedGenerator, settings: Settings, topic: Topic,
                  articles: Sequence[Article], syndication: Syndication) -> None:
-    labels = {other.slug: label_for(other.titles.get(topic.language, other.title),
-                                    topic.language) for other in settings.topics}
+    categories = category_labels(settings, topic.language)
     for article in articles:
-        _add_entry(generator, f"{settings.base_url}/topics/", labels, topic, article,
-                   syndication)
+        _add_entry(generator, settings.base_url, categories, topic, article, syndication)
 
 
-def _add_entry(generator: FeedGenerator, scheme: str, labels: dict[str, str], topic: Topic,
-               article: Article, syndication: Syndication) -> None:
-    """One entry; `labels` are the category labels of every topic in `topic`'s language."""
+def category_labels(settings: Settings, language: str) -> dict[str, str]:
+    """tag -> its label in `language`: every topic, and every entity of the gazetteer."""
+    return {**entity_labels(language),
+            **{t.slug: t.titles.get(language, t.title) for t in settings.topics}}
+
+
+def _add_entry(generator: FeedGenerator, base_url: str, categories: dict[str, str],
+               topic: Topic, article: Article, syndication: Syndication) -> None:
+    """One entry; `categories` label every tag in `topic`'s language."""
     language = article.language
     entry = generator.add_entry(order="append")
     entry.id(f"urn:uuid:{article.id}")
@@ -347,9 +358,10 @@ def _add_entry(generator: FeedGenerator, scheme: str, labels: dict[str, str], to
     author = label_for(article.author, language) if article.author else None
     if author:
         entry.author({"name": author})
-    for slug in article.topics:
-        if slug in labels:
-            entry.category(term=slug, scheme=scheme, label=labels[slug])
+    for tag in article.topics:
+        if tag in categories:
+            entry.category(term=tag, scheme=f"{base_url}/{feed_folder(tag)}/",
+                           label=label_for(categories[tag], topic.language))
     if article.origin is not None and article.origin.feed_url:
         entry.source(url=article.origin.feed_url, title=label_for(article.origin.name, language))
     extras: EntryExtras = entry.nashra

@@ -22,6 +22,7 @@ import ahocorasick
 from feeds.clean import plain_text
 from feeds.dedupe import normalize_text
 from feeds.model import Article, EntityRef, Rule, Topic
+from feeds.text import direction, written_direction
 
 TITLE_WEIGHT = 2
 GAZETTEER_FILE = "gazetteer.tsv"
@@ -155,11 +156,23 @@ class Entity:
     name: str
     aliases: tuple[str, ...]
 
+    def label(self, language: str) -> str:
+        """Its name for readers of `language`: the first alias written in that language's
+        direction (Arabic names for Arabic feeds, Latin ones for French or English)."""
+        wanted = direction(language)
+        return next((a for a in self.aliases if written_direction(a) == wanted), self.name)
+
 
 def gazetteer() -> dict[str, Entity]:
     """tag -> Entity: countries, regions and cities from CLDR (Babel), then the shipped
     feeds/data/gazetteer.tsv, whose rows add entities and aliases or drop them."""
     return _gazetteer(resources.files("feeds").joinpath("data", GAZETTEER_FILE).read_text("utf-8"))
+
+
+@lru_cache(maxsize=8)
+def entity_labels(language: str) -> dict[str, str]:
+    """tag -> the entity's name for readers of `language`, for feed categories (read only)."""
+    return {tag: entity.label(language) for tag, entity in gazetteer().items()}
 
 
 @lru_cache(maxsize=4)

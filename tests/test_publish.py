@@ -16,7 +16,8 @@ from lxml import etree
 
 from feeds.clean import clean_article
 from feeds.model import Enclosure
-from feeds.pipeline import build_documents, ingest_seeds
+from feeds.pipeline import build_documents, build_tag, ingest_seeds
+from feeds.tagging import entity_labels
 from storage import Storage
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -136,16 +137,37 @@ def test_self_and_alternate_links(docs, settings):
     assert channel.findtext("link") == atom_links["alternate"]
 
 
-def test_categories_are_the_articles_topics(docs, storage, settings):
+def test_categories_are_the_articles_topics_and_entities(docs, storage, settings):
     (seed,) = [a for a in storage.articles("security") if a.title == SEED_TITLE]
-    topics = {t for t in seed.topics if settings.topic(t)}  # entity tags are no categories yet
-    titles = {settings.topic(t).title for t in topics}
+    labels = entity_labels("ar") | {t.slug: t.title for t in settings.topics}
+    base = settings.base_url
 
-    terms = {c.get("term") for c in atom_entry(docs, SEED_TITLE).findall(f"{ATOM}category")}
-    labels = {c.text.lstrip(RLM) for c in rss_item(docs, SEED_TITLE).findall("category")}
+    categories = atom_entry(docs, SEED_TITLE).findall(f"{ATOM}category")
+    rss_labels = {c.text.lstrip(RLM) for c in rss_item(docs, SEED_TITLE).findall("category")}
 
-    assert terms == topics
-    assert labels == titles
+    assert {c.get("term") for c in categories} == set(seed.topics)
+    assert {"org:isis", "place:vienna", "person:abdellatif-hammouchi"} <= set(seed.topics)
+    for category in categories:
+        term = category.get("term")
+        folder = "tags" if ":" in term else "topics"
+        assert category.get("scheme") == f"{base}/{folder}/"
+        assert category.get("label").lstrip(RLM) == labels[term]
+    assert {"داعش", "فيينا", "عبد اللطيف حموشي", "أمن"} <= rss_labels
+
+
+def test_an_entity_feed_is_built_on_request(settings, storage, seeds_dir):
+    ingest_seeds(settings, storage)
+
+    documents = {d.path: d for d in build_tag(settings, storage, "org:isis")}
+    feed = feedparser.parse(documents["tags/org:isis.atom"].body)
+    rss_feed = feedparser.parse(documents["tags/org:isis.rss"].body)
+
+    assert set(documents) == {f"tags/org:isis.{kind}" for kind in ("rss", "atom", "json")}
+    assert feed.bozo == 0 and rss_feed.bozo == 0
+    assert feed.feed.title.startswith("داعش")
+    assert feed.feed.links[0].href == f"{settings.base_url}/tags/org:isis.atom"
+    assert [e.title for e in feed.entries] == [SEED_TITLE]
+    assert build_tag(settings, storage, "org:no-such-group") is None
 
 
 def test_feed_updated_is_the_newest_entry_not_now(docs):
