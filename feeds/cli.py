@@ -19,13 +19,13 @@ from feeds.partners import hash_token, new_token
 from feeds.pipeline import (
     build_documents,
     ingest_seeds,
+    make_tagger,
     named_topics,
     retag_stored,
     write_documents,
 )
 from feeds.polling import check_source, make_fetcher, poll_all, sync_config_sources
 from feeds.publish import FEED_KINDS, feed_path, sources_opml
-from feeds.tagging import Tagger
 from feeds.websub import HubPinger, changed_feed_urls
 from storage import Storage, StorageError
 
@@ -87,6 +87,7 @@ def cli(config_path: str | None, verbose: int, quiet: bool) -> None:
       nashra dedupe ...     duplicates: explain A B, split ARTICLE
       nashra tag explain A  why an article has its topics and entities
       nashra retag          apply changed topic rules to stored articles
+      nashra train --from F fit the topic classifier on labelled articles
       nashra partners ...   partner sites: add, list, rotate, remove
       nashra db migrate     copy an installation to PostgreSQL
     """
@@ -241,7 +242,7 @@ def tag_explain(settings: Settings, storage: Storage, article: str) -> None:
     click.echo(f"stored tags: {' '.join(found.topics) or '-'}")
     click.echo("")
     named = found.with_topics(named_topics(settings, sources, found))
-    for line in Tagger(settings.topics).explain(named):
+    for line in make_tagger(settings).explain(named):
         click.echo(line)
 
 
@@ -250,6 +251,47 @@ def tag_explain(settings: Settings, storage: Storage, article: str) -> None:
 def retag(settings: Settings, storage: Storage) -> None:
     """Apply the current topic rules and gazetteer to every stored article; rebuild the feeds."""
     click.echo(str(retag_stored(settings, storage)))
+
+
+@cli.command()
+@click.option("--from", "from_file", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE.jsonl", help='Labelled articles, one {"title", "text", "label"} '
+                                         "object a line (label: a string or a list).")
+@click.option("--from-storage", is_flag=True, help="Stored articles whose feed source or "
+                                                   "seed front matter named their topics.")
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Cross-validation folds for the report.")
+@with_settings
+def train(settings: Settings, storage: Storage, from_file: Path | None, from_storage: bool,
+          folds: int) -> None:
+    """Fit the topic classifier on labelled articles, report its cross-validated precision,
+    recall and F1 per label, and save it ([model] path, beside the config).
+
+    Topics with decide = "model" or "both" are then decided by it.
+    """
+    from feeds import learn  # scikit-learn: loaded only by the commands that need it
+
+    if (from_file is None) == (not from_storage):
+        raise click.ClickException("give --from FILE.jsonl or --from-storage (one of them)")
+    if from_file is not None:
+        examples = learn.read_jsonl(from_file)
+    else:
+        source_topics = {s.name: s.topics for s in storage.sources()}
+        examples = learn.stored_examples(storage.articles_with_own_tags(),
+                                         lambda a: named_topics(settings, source_topics, a))
+    learn.check_examples(examples, folds)
+    click.echo(f"{len(examples)} examples; cross-validating in {folds} folds", err=True)
+    scores = learn.cross_validate(examples, folds, progress=lambda fold: click.echo(
+        f"  fold {fold}/{folds}: fitting", err=True))
+    click.echo(f"{'label':<20} {'examples':>8} {'precision':>9} {'recall':>7} {'F1':>6}")
+    for score in scores:
+        click.echo(f"{score.label:<20} {score.examples:>8} {score.precision:>9.3f} "
+                   f"{score.recall:>7.3f} {score.f1:>6.3f}")
+    click.echo(f"macro-F1 {sum(s.f1 for s in scores) / len(scores):.3f} "
+               "(tagged at probability >= 0.5)")
+    click.echo("fitting on every example", err=True)
+    learn.save(learn.fit(examples), settings.model_path)
+    click.echo(f"saved {settings.model_path}")
 
 
 @cli.group()

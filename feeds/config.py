@@ -16,6 +16,8 @@ from feeds.text import canonical_language
 
 DEFAULT_CONFIG_NAME = "default.toml"
 ADMIN_TOKEN_ENV = "NASHRA_ADMIN_TOKEN"
+MODEL_FILE = "nashra-model.joblib"  # beside the config file
+DECIDE = ("rule", "model", "both")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _MISSING = object()
 
@@ -50,6 +52,16 @@ class DedupeSettings:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """How the trained model decides a topic: `decide` is "model" (its verdict alone) or
+    "both" (the rule's, or the model's), by its probability for `label` >= `threshold`."""
+
+    decide: str
+    label: str
+    threshold: float
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything Nashra reads from its configuration file."""
 
@@ -73,6 +85,8 @@ class Settings:
     admin_token: str | None = None  # for /status when the server is bound beyond loopback
     access_log: bool = False
     websub_hub: str | None = None  # told of every changed topic feed
+    model_path: Path = Path(MODEL_FILE)  # the trained classifier (`nashra train`)
+    decisions: dict[str, Decision] = field(default_factory=dict)  # topics not by rule alone
 
     @property
     def site_title(self) -> str:
@@ -187,6 +201,8 @@ def parse_settings(text: str, file: str) -> Settings:
         host=host,
         port=port,
         topics=(topics := _topics(root, language)),
+        model_path=_model_path(root.table("model"), file),
+        decisions=_decisions(root),
         sources=_sources(root, fetch, {t.slug for t in topics}),
         fetch=fetch,
         dedupe=_dedupe_settings(root.table("dedupe")),
@@ -194,6 +210,31 @@ def parse_settings(text: str, file: str) -> Settings:
         access_log=server.get("access_log", bool, False),
         websub_hub=_websub_hub(root.table("websub")),
     )
+
+
+def _model_path(table: _Table, file: str) -> Path:
+    """[model] path, relative to the config's folder; by default beside the config (in the
+    current folder for the shipped one)."""
+    folder = Path(file).parent if file != "default config" else Path()
+    return folder / table.get("path", str, MODEL_FILE)
+
+
+def _decisions(root: _Table) -> dict[str, Decision]:
+    """slug -> Decision of each topic with decide = "model" or "both"."""
+    decisions = {}
+    for index, entry in enumerate(root.get("topics", list, [])):
+        table = _Table(entry, f"topics[{index}]", root.file)
+        decide = table.get("decide", str, "rule")
+        if decide not in DECIDE:
+            raise table.error("decide", f"{decide!r} must be one of {', '.join(DECIDE)}")
+        threshold = table.get("threshold", (int, float), 0.5)
+        if not 0 < threshold < 1:
+            raise table.error("threshold", f"must be a probability between 0 and 1, not "
+                                           f"{threshold}")
+        if decide != "rule":
+            decisions[entry["slug"]] = Decision(decide, table.get("label", str, entry["slug"]),
+                                                float(threshold))
+    return decisions
 
 
 def _websub_hub(table: _Table) -> str | None:
@@ -296,8 +337,11 @@ _RULE_KEYS = ("any", "all", "none")
 
 def _topic_rule(table: _Table) -> Rule:
     """`rule = {...}`, or plain `terms = [...]` meaning `rule = { any = [...] }`."""
+    if table.data.get("decide") == "model" and not {"rule", "terms"} & set(table.data):
+        return Rule("any", ())  # decided by the trained model alone
     if ("rule" in table.data) == ("terms" in table.data):
-        raise table.error("rule", 'give either rule = { any = ["...", ...] } or terms = [...]')
+        raise table.error("rule", 'give either rule = { any = ["...", ...] } or terms = [...]'
+                                  ' (or decide = "model" to leave it to the trained model)')
     if "terms" in table.data:
         return Rule("any", _rule_parts(table.data["terms"], f"{table.where}.terms", table))
     value = table.get("rule", dict)

@@ -70,12 +70,22 @@ def _batches(items: Iterable[Article], size: int) -> Iterator[list[Article]]:
         yield batch
 
 
+def make_tagger(settings: Settings) -> Tagger:
+    """The topic rules, and the trained model when a topic is decided by it (scikit-learn is
+    loaded only then)."""
+    if not settings.decisions:
+        return Tagger(settings.topics)
+    from feeds.learn import load_for
+
+    return Tagger(settings.topics, model=load_for(settings))
+
+
 class Preparer:
     """clean -> tag for one source's articles: the stages every source shares."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.tagger = Tagger(settings.topics)
+        self.tagger = make_tagger(settings)
         self.known_topics = {t.slug for t in settings.topics}
 
     def __call__(self, article: Article) -> Article:
@@ -158,7 +168,7 @@ def retag_stored(settings: Settings, storage: Storage, batch_size: int = 500) ->
     Topics an article was given by its source ([[sources]] topics, a seed's front matter)
     are kept, as at ingest.
     """
-    tagger = Tagger(settings.topics)
+    tagger = make_tagger(settings)
     source_topics = {s.name: s.topics for s in storage.sources()}
     report, changes = RetagReport(), {}
     for article in storage.articles_with_own_tags():

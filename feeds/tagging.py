@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import ahocorasick
 
@@ -23,6 +24,9 @@ from feeds.clean import plain_text
 from feeds.dedupe import normalize_text
 from feeds.model import Article, EntityRef, Rule, Topic
 from feeds.text import direction, written_direction
+
+if TYPE_CHECKING:
+    from feeds.learn import TopicModel
 
 TITLE_WEIGHT = 2
 GAZETTEER_FILE = "gazetteer.tsv"
@@ -271,11 +275,14 @@ class Tagger:
     """Tags articles with the topics whose rules hold and score enough, and the entities found.
 
     One Matcher holds every term of every rule and every alias of the gazetteer; a topic's
-    rule is evaluated only when one of its terms or entities was found.
+    rule is evaluated only when one of its terms or entities was found. With a `model`
+    (feeds.learn.TopicModel), the topics it decides are then settled by it.
     """
 
-    def __init__(self, topics: tuple[Topic, ...], entities: dict[str, Entity] | None = None):
+    def __init__(self, topics: tuple[Topic, ...], entities: dict[str, Entity] | None = None,
+                 model: TopicModel | None = None):
         self.topics = topics
+        self.model = model
         self.entities = gazetteer() if entities is None else entities
         self._pids: dict[tuple[str, bool], int] = {}
         self._entity_pids = {tag: [self._pid(a, True) for a in e.aliases]
@@ -368,6 +375,9 @@ class Tagger:
         _, title_end, hits = self.find(article)
         chosen = {i for i, words, score in self._evaluated(hits, title_end, prune=True)
                   if words is not None and score >= self.topics[i].min_score}
+        if self.model is not None:
+            decided = self.model.decide(article, {self.topics[i].slug for i in chosen})
+            chosen = {self._index[slug] for slug in decided}
         chosen.update(self._index[slug] for slug in article.topics if slug in self._index)
         entities = {self._alias_tag[pid] for pid in self._alias_tag.keys() & hits.keys()}
         return tuple(self.topics[i].slug for i in sorted(chosen)) + tuple(sorted(entities))

@@ -1,0 +1,205 @@
+"""The trained topic classifier: examples, fitting, saving, deciding topics, `nashra train`."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+from pathlib import Path
+
+import joblib
+import pytest
+from click.testing import CliRunner
+from sklearn.feature_extraction.text import CountVectorizer
+
+from feeds import learn
+from feeds.cli import cli
+from feeds.config import ConfigError, load_settings
+from feeds.model import Article
+from feeds.pipeline import make_tagger
+
+WHEN = datetime(2026, 1, 1, tzinfo=UTC)
+VOCABULARY = {
+    "sport": ["المباراة", "الفريق", "الهدف", "اللاعب", "الدوري", "المدرب", "الملعب", "الجمهور"],
+    "economy": ["البنك", "التضخم", "الأسعار", "الاستثمار", "السوق", "الميزانية", "الديون",
+                "الصادرات"],
+    "culture": ["الفيلم", "المهرجان", "الرواية", "الفنان", "المسرح", "الكتاب", "السينما",
+                "المعرض"],
+}
+COMMON = ["قال", "في", "على", "اليوم", "مصدر", "أن", "من", "الذي", "خلال", "العاصمة"]
+
+
+def made_up(label: str, rng: random.Random) -> dict:
+    words = rng.choices(VOCABULARY[label], k=6) + rng.choices(COMMON, k=14)
+    rng.shuffle(words)
+    return {"title": " ".join([*rng.choices(VOCABULARY[label], k=2), "اليوم"]),
+            "text": " ".join(words), "label": label}
+
+
+def write_examples(path: Path, per_label: int = 12, seed: int = 1) -> Path:
+    rng = random.Random(seed)
+    lines = [json.dumps(made_up(label, rng), ensure_ascii=False)
+             for _ in range(per_label) for label in VOCABULARY]
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+def write_config(tmp_path: Path, decide: str, extra: str = "") -> Path:
+    config = tmp_path / "nashra.toml"
+    config.write_text(f"""
+[storage]
+url = "sqlite:///{tmp_path / 'nashra.db'}"
+
+[model]
+path = "model.joblib"
+
+[[topics]]
+slug = "sports"
+title = "رياضة"
+terms = ["كرة السلة"]
+decide = "{decide}"
+label = "sport"
+{extra}
+""", "utf-8")
+    return config
+
+
+def article(title: str, body: str) -> Article:
+    return Article(id="a1", source="test", key="a1", title=title, content_html=f"<p>{body}</p>",
+                   summary="", language="ar", published=WHEN, updated=WHEN)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> learn.TopicModel:
+    path = write_examples(tmp_path_factory.mktemp("examples") / "examples.jsonl")
+    return learn.fit(learn.read_jsonl(path))
+
+
+def test_a_saved_model_loads_and_predicts_unseen_articles(model, tmp_path):
+    learn.save(model, tmp_path / "model.joblib")
+    loaded = learn.load(tmp_path / "model.joblib")
+    rng = random.Random(99)
+    unseen = [made_up(label, rng) for label in VOCABULARY for _ in range(3)]
+
+    probabilities = loaded.probabilities(
+        [learn.example(u["title"], u["text"], (), "unseen") for u in unseen])
+
+    assert set(loaded.labels) == set(VOCABULARY)
+    assert [loaded.labels[row.argmax()] for row in probabilities] == [u["label"] for u in unseen]
+
+
+def test_both_tags_by_the_model_when_the_rule_misses(model, tmp_path):
+    learn.save(model, tmp_path / "model.joblib")
+    sports = article("الفريق يفوز في المباراة", "سجل اللاعب الهدف في الدوري أمام الجمهور")
+    prices = article("التضخم يرفع الأسعار", "البنك يرفع الفائدة والسوق تتراجع")
+
+    both = make_tagger(load_settings(write_config(tmp_path, "both")))
+    by_rule = make_tagger(load_settings(write_config(tmp_path, "rule")))
+
+    assert "sports" in both.tags(sports)
+    assert "sports" not in both.tags(prices)
+    assert "sports" not in by_rule.tags(sports)  # the rule alone wants "كرة السلة"
+
+
+def test_model_alone_overrules_a_matching_rule(model, tmp_path):
+    learn.save(model, tmp_path / "model.joblib")
+    tagger = make_tagger(load_settings(write_config(tmp_path, "model")))
+
+    assert "sports" not in tagger.tags(article("كرة السلة والتضخم", "البنك يرفع الأسعار"))
+
+
+def test_a_topic_the_model_decides_needs_its_label(model, tmp_path):
+    learn.save(model, tmp_path / "model.joblib")
+    config = write_config(tmp_path, "both")
+    config.write_text(config.read_text("utf-8").replace('"sport"', '"football"'), "utf-8")
+
+    with pytest.raises(ConfigError, match=r"label 'football'.*knows culture, economy, sport"):
+        make_tagger(load_settings(config))
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ('{"title": "t", "label": "sport"}', '"text" is missing'),
+    ('{"text": "نص", "label": []}', '"label" is missing'),
+    ('{"text": "نص"', "not JSON"),
+    ('["text", "label"]', "write an object"),
+])
+def test_a_bad_line_names_its_file_line_and_fix(tmp_path, line, problem):
+    path = write_examples(tmp_path / "examples.jsonl")
+    path.write_text(path.read_text("utf-8") + line + "\n", "utf-8")
+
+    with pytest.raises(learn.LearnError) as error:
+        learn.read_jsonl(path)
+
+    assert f"{path} line 37: {problem}" in str(error.value)
+
+
+def test_too_few_examples_of_a_label_say_which(tmp_path):
+    examples = learn.read_jsonl(write_examples(tmp_path / "e.jsonl", per_label=3))
+
+    with pytest.raises(learn.LearnError, match=r"too few examples of culture \(3\)"):
+        learn.check_examples(examples, folds=5)
+
+
+def test_a_model_from_another_scikit_learn_is_refused(model, tmp_path):
+    path = tmp_path / "model.joblib"
+    learn.save(model, path)
+    saved = joblib.load(path)
+    joblib.dump({**saved, "sklearn": "0.1"}, path)
+
+    with pytest.raises(learn.LearnError, match=r"trained with scikit-learn 0.1.*nashra train"):
+        learn.load(path)
+
+
+@pytest.mark.parametrize(("setting", "problem"), [
+    ('decide = "sometimes"', "topics[0].decide: 'sometimes' must be one of rule, model, both"),
+    ("threshold = 1.5", "topics[0].threshold: must be a probability between 0 and 1"),
+])
+def test_config_errors_name_the_key(tmp_path, setting, problem):
+    config = tmp_path / "nashra.toml"
+    config.write_text(f'[[topics]]\nslug = "x"\ntitle = "x"\nterms = ["a"]\n{setting}\n', "utf-8")
+
+    with pytest.raises(ConfigError, match=problem.replace("[", r"\[").replace("]", r"\]")):
+        load_settings(config)
+
+
+def test_a_missing_model_is_a_config_error_naming_the_fix(tmp_path):
+    settings = load_settings(write_config(tmp_path, "both"))
+
+    with pytest.raises(ConfigError, match="no trained model; run `nashra train`"):
+        make_tagger(settings)
+
+
+def test_char_ngrams_count_as_scikit_learn_does():
+    texts = ["الفريق يفوز في المباراة", "البنك يرفع الأسعار", "ab abab", "الفريق والبنك"]
+
+    ours = learn.CharNgrams((2, 5), min_df=1).fit_transform(texts)
+    theirs = CountVectorizer(analyzer="char", ngram_range=(2, 5), lowercase=False).fit_transform(
+        texts)
+
+    assert ours.shape == theirs.shape
+    for row in range(len(texts)):
+        assert sorted(ours[row].data) == sorted(theirs[row].data)
+
+
+def test_nashra_train_reports_and_saves(tmp_path):
+    config = write_config(tmp_path, "both")
+    examples = write_examples(tmp_path / "examples.jsonl")
+
+    result = CliRunner().invoke(cli, ["train", "--from", str(examples), "--folds", "3",
+                                      "--config", str(config)])
+
+    assert result.exit_code == 0, result.output
+    assert "macro-F1" in result.output and "fold 3/3" in result.output
+    assert learn.load(tmp_path / "model.joblib").labels == ("culture", "economy", "sport")
+
+
+def test_nashra_train_on_a_bad_file_names_the_line(tmp_path):
+    config = write_config(tmp_path, "rule")
+    examples = tmp_path / "examples.jsonl"
+    examples.write_text('{"text": "نص", "label": "sport"}\n{"label": "sport"}\n', "utf-8")
+
+    result = CliRunner().invoke(cli, ["train", "--from", str(examples), "--config", str(config)])
+
+    assert result.exit_code == 1
+    assert f'{examples} line 2: "text" is missing' in result.output
+    assert not (tmp_path / "model.joblib").exists()
