@@ -20,6 +20,7 @@ from feeds.server import DocumentCache
 
 VALIDATORS = ("ETag", "Last-Modified", "Cache-Control", "Vary")
 FRESH_TITLE = "الشرطة تفكك خلية إرهابية جديدة في طنجة"
+SECRET = "not-a-real-token-but-secret-anyway"
 
 
 @pytest.mark.parametrize("path", ["/topics/security.rss", "/topics/security.json", "/"])
@@ -124,15 +125,19 @@ def worker_pids(parent: int) -> list[int]:
 def test_run_with_workers_serves_from_that_many_processes_and_follows_builds(
         tmp_path, db_path, seeds_dir, write_seed):
     config = tmp_path / "nashra.toml"
-    config.write_text(config_text(db_path, seeds_dir, scan_interval=1), "utf-8")
+    text = config_text(db_path, seeds_dir, scan_interval=1)
+    config.write_text(text.replace("access_log = false", "access_log = true"), "utf-8")
     port = free_port()
     url = f"http://127.0.0.1:{port}/topics/security.atom"
-    process = subprocess.Popen([str(NASHRA), "--config", str(config), "run", "--port",
-                                str(port), "--workers", "2"], cwd=tmp_path, env=nashra_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(NASHRA), "--config", str(config), "run", "--port",
+                                    str(port), "--workers", "2"], cwd=tmp_path,
+                                   env=nashra_env(), stdout=out, stderr=subprocess.STDOUT)
     try:
         first = wait_until_answers(url, timeout=60, process=process)
         again = requests.get(url, headers={"If-None-Match": first.headers["ETag"]}, timeout=5)
+        requests.get(f"http://127.0.0.1:{port}/p/{SECRET}/topics/security.atom", timeout=5)
         write_seed("fresh.txt", f"{FRESH_TITLE}\n\nأعلنت الشرطة تفكيك خلية إرهابية في طنجة.\n")
 
         titles = set()
@@ -149,3 +154,6 @@ def test_run_with_workers_serves_from_that_many_processes_and_follows_builds(
     finally:
         process.terminate()
         process.wait(timeout=30)
+    logged = log.read_text("utf-8")
+    assert "/p/[token]/topics/security.atom" in logged  # each worker redacts its access log
+    assert SECRET not in logged
