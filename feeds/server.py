@@ -107,26 +107,26 @@ class Served:
     def is_xml_feed(self) -> bool:
         return self.document.media_type in XML_FEED_TYPES
 
-    def answers(self, scope: str, encoding: str | None, browser: bool) -> Answers:
-        """`scope` is "private" for a partner's feed: shared caches must not keep it."""
-        variant = (scope, encoding, browser)
+    def answers(self, privacy: str, encoding: str | None, browser: bool) -> Answers:
+        """`privacy` is "private" for a partner's feed: shared caches must not keep it."""
+        variant = (privacy, encoding, browser)
         answers = self._answers.get(variant)
         if answers is None:
             answers = self._answers[variant] = self._make_answers(*variant)
         return answers
 
-    def _make_answers(self, scope: str, encoding: str | None, browser: bool) -> Answers:
+    def _make_answers(self, privacy: str, encoding: str | None, browser: bool) -> Answers:
         document = self.document
         age = document.max_age
         headers = [
             ("etag", self.etag(encoding)),
             ("last-modified", self.last_modified),
-            ("cache-control", f"{scope}, max-age={age}"
+            ("cache-control", f"{privacy}, max-age={age}"
              + (", immutable" if age >= IMMUTABLE_AGE else "")),
             ("vary", "Accept-Encoding, Accept" if self.is_xml_feed else "Accept-Encoding"),
         ]
         not_modified = Answer(304, _raw(headers))
-        if scope == "public" and document.media_type.startswith(JSON_FEED_TYPE):
+        if privacy == "public" and document.media_type.startswith(JSON_FEED_TYPE):
             headers.append(("access-control-allow-origin", "*"))  # read by browser scripts
         body = self.compressed[encoding] if encoding else document.body
         if encoding:
