@@ -12,10 +12,12 @@ storage, one HTTP fetcher and a flag saying the feeds need rebuilding.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import sys
 import threading
+import time
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
@@ -30,7 +32,7 @@ from feeds.config import Settings
 from feeds.partners import PartnerDesk
 from feeds.pipeline import Preparer, build_documents, ingest_seeds
 from feeds.polling import make_fetcher, poll_source, sync_config_sources
-from feeds.server import DocumentCache, create_app, make_server
+from feeds.server import DocumentCache, FastPath, Workers, create_app, make_server
 from feeds.websub import HubPinger, changed_feed_urls
 from storage import Storage
 
@@ -137,16 +139,20 @@ class Runtime:
 
     def status(self) -> dict:
         """Every source's state, for /status and the live status line."""
-        sources = self.storage.sources()
-        now = datetime.now(UTC)
-        return {
-            "articles": self.storage.article_count(),
-            "polls": self.polls,
-            "fetching": sorted(self.fetching),
-            "due": sum(1 for s in sources if s.enabled and (s.next_poll or now) <= now),
-            "errors": sum(1 for s in sources if s.error_count),
-            "sources": [_source_status(s) for s in sources],
-        }
+        return {**stored_status(self.storage), "polls": self.polls,
+                "fetching": sorted(self.fetching)}
+
+
+def stored_status(storage: Storage) -> dict:
+    """What /status shows that storage knows: all a server worker process can tell."""
+    sources = storage.sources()
+    now = datetime.now(UTC)
+    return {
+        "articles": storage.article_count(),
+        "due": sum(1 for s in sources if s.enabled and (s.next_poll or now) <= now),
+        "errors": sum(1 for s in sources if s.error_count),
+        "sources": [_source_status(s) for s in sources],
+    }
 
 
 def _source_status(source) -> dict:
@@ -172,6 +178,28 @@ def _live_status(runtime: Runtime, stop: threading.Event) -> None:
             line.set_description_str(status_line(runtime.status()))
 
 
+def worker_app(settings: Settings) -> FastPath:
+    """The app of one server process of `nashra run --workers N`: its own connection,
+    documents and partners, which a thread keeps up with what the main process stores.
+    """
+    storage = Storage(settings.storage_url)
+    cache = DocumentCache(storage)
+    partners = PartnerDesk(settings, storage, cache)
+    threading.Thread(target=_follow, args=(cache, partners), daemon=True).start()
+    return create_app(cache, status=functools.partial(stored_status, storage), partners=partners,
+                      host=settings.host, admin_token=settings.admin_token)
+
+
+def _follow(cache: DocumentCache, partners: PartnerDesk) -> None:
+    while True:
+        time.sleep(PUBLISH_SECONDS)
+        try:
+            cache.refresh()
+            partners.reload()
+        except Exception:  # a locked or busy database: the next round tries again
+            log.exception("worker: reloading documents and partners failed")
+
+
 def run(settings: Settings, storage: Storage) -> None:
     """Ingest and publish once, then serve while the jobs keep everything fresh; Ctrl-C stops."""
     ingest_seeds(settings, storage, progress=sys.stderr.isatty())
@@ -187,9 +215,14 @@ def run(settings: Settings, storage: Storage) -> None:
         log.warning("/status is closed: the server is bound to %s, beyond loopback, and no "
                     "admin token is set ([server] admin_token or $NASHRA_ADMIN_TOKEN)",
                     settings.host)
-    server = make_server(app, settings.host, settings.port, settings.access_log)
-    log.info("serving %d topics on http://%s:%d/ (seeds every %ds; Ctrl-C to stop)",
-             len(settings.topics), settings.host, settings.port, settings.scan_interval)
+    if settings.workers > 1:
+        server = Workers(functools.partial(worker_app, settings), settings.workers,
+                         settings.host, settings.port, settings.access_log)
+    else:
+        server = make_server(app, settings.host, settings.port, settings.access_log)
+    log.info("serving %d topics on http://%s:%d/ with %d process(es) (seeds every %ds; "
+             "Ctrl-C to stop)", len(settings.topics), settings.host, settings.port,
+             settings.workers, settings.scan_interval)
     stop = threading.Event()
     live = None
     if sys.stderr.isatty():

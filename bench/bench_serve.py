@@ -2,20 +2,24 @@
 
     python bench/bench_serve.py                   # ~1 min: 2 and 32 connections, 200 and 304
     python bench/bench_serve.py --duration 10     # longer runs
+    python bench/bench_serve.py --workers 2       # two server processes, and two nginx workers
 
-A 100-item topic feed (Atom, about 0.9 MB, built by Nashra from generated Arabic articles
-in a real SQLite file) is served two ways on 127.0.0.1: by `nashra run` (Starlette on
-uvicorn, one process, the bytes pre-rendered in memory) and by nginx (one worker,
-sendfile) from the file `nashra build --out` writes. wrk (Debian's packages) loads each
-for the same time at 2 and 32 connections, asking for the full body (200) and then
-conditionally with the current ETag (304). It prints requests per second, the ratio
-nashra/nginx (target: at least 0.5x for 200 and 304) and the p99 latency. Needs the
-`nginx` and `wrk` commands; without them it says so and stops.
+A 100-item topic feed (Atom, about 0.5 MB, built by Nashra from generated Arabic articles
+in a real SQLite file) is served two ways on 127.0.0.1: by `nashra run` (uvicorn with
+httptools and uvloop, the bytes pre-rendered in memory and answered by the fast path
+before Starlette) and by nginx (sendfile) from the file `nashra build --out` writes, each
+with the same number of processes. After a 2 s warm-up (every worker up), wrk (Debian's
+packages) loads each for the same time at 2 and 32 connections, asking for the full body
+(200) and then conditionally with the current ETag (304). It prints requests per second,
+the ratio nashra/nginx (target: at least 0.5x for 200 and 304), the p99 latency and each
+server's CPU time per request (all its processes, from /proc).
+Needs the `nginx` and `wrk` commands; without them it says so and stops.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -38,7 +42,7 @@ from storage import Storage
 
 FEED = "/topics/{slug}.atom"
 TARGET = 0.5
-NGINX_CONF = """worker_processes 1;
+NGINX_CONF = """worker_processes {workers};
 daemon off;
 pid {folder}/nginx.pid;
 error_log {folder}/nginx-error.log;
@@ -96,18 +100,49 @@ def wait_for(url: str, timeout: float = 60.0) -> requests.Response:
     raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
 
 
-def wrk(url: str, connections: int, seconds: int, etag: str | None) -> tuple[float, str]:
-    """Requests per second and the p99 latency, from one wrk run on one thread."""
+def wrk(url: str, connections: int, seconds: int, etag: str | None
+        ) -> tuple[float, str, int]:
+    """Requests per second, the p99 latency and the requests, from one wrk run on one thread."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if etag:
         command[1:1] = ["-H", f"If-None-Match: {etag}"]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    p99 = re.search(r"99%\s+(\S+)", output).group(1)
+    p99 = re.search(r"^\s*99%\s+(\S+)", output, re.MULTILINE).group(1)  # not a "98.99%"
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if non_2xx:
         raise SystemExit(f"{url}: {non_2xx.group(1)} error responses under load")
-    return rate, p99
+    return rate, p99, int(re.search(r"(\d+) requests in", output).group(1))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and every process under it (Linux /proc).
+
+    Steadier than requests a second on a shared VM: other work slows a server down but
+    adds little to what each of its requests costs.
+    """
+    parents, times = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        times[child] = int(fields[11]) + int(fields[12])
+    tree, grown = {pid}, {pid}
+    while grown:
+        grown = {child for child, parent in parents.items() if parent in grown}
+        tree |= grown
+    return sum(times.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")
+
+
+def load(url: str, pid: int, connections: int, seconds: int, etag: str | None
+         ) -> tuple[float, str, float]:
+    """Requests per second, p99 latency and the server's CPU microseconds a request."""
+    before = cpu_seconds(pid)
+    rate, p99, requests_done = wrk(url, connections, seconds, etag)
+    return rate, p99, (cpu_seconds(pid) - before) / requests_done * 1e6
 
 
 def free_port() -> int:
@@ -122,6 +157,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--articles", type=int, default=2000, help="stored articles")
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes of each server (nashra run --workers, nginx's)")
     args = parser.parse_args()
     missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
     if missing:
@@ -131,9 +168,11 @@ def main() -> None:
     folder.chmod(0o755)  # nginx's workers run as another user
     path, config = prepare(folder, args.articles)
     nashra_port, nginx_port = free_port(), free_port()
-    (folder / "nginx.conf").write_text(NGINX_CONF.format(folder=folder, port=nginx_port))
+    nginx_conf = NGINX_CONF.format(folder=folder, port=nginx_port, workers=args.workers)
+    (folder / "nginx.conf").write_text(nginx_conf)
     nashra = subprocess.Popen([str(Path(sys.executable).parent / "nashra"), "-q", "--config",
-                               str(config), "run", "--port", str(nashra_port)],
+                               str(config), "run", "--port", str(nashra_port),
+                               "--workers", str(args.workers)],
                               cwd=folder, stdout=subprocess.DEVNULL,
                               stderr=(folder / "nashra.log").open("w"))
     nginx = subprocess.Popen(["nginx", "-c", str(folder / "nginx.conf"), "-p", str(folder)],
@@ -141,20 +180,23 @@ def main() -> None:
     try:
         servers = {"nashra": f"http://127.0.0.1:{nashra_port}{path}",
                    "nginx": f"http://127.0.0.1:{nginx_port}{path}"}
+        pids = {"nashra": nashra.pid, "nginx": nginx.pid}
         etags = {name: wait_for(url).headers["ETag"] for name, url in servers.items()}
         size = len(wait_for(servers["nginx"]).content)
-        print(f"one {size / 1e3:,.0f} KB Atom feed of 100 items; wrk, 1 thread, "
-              f"{args.duration} s a run; loopback, 2 cores shared by wrk and the server")
+        for url in servers.values():
+            wrk(url, 2, 2, None)
+        print(f"one {size / 1e3:,.0f} KB Atom feed of 100 items; {args.workers} process(es) "
+              f"each; wrk, 1 thread, {args.duration} s a run; loopback, 2 cores shared by wrk "
+              "and the server")
         for status, conditional in (("200", False), ("304", True)):
             for connections in (2, 32):
-                rates = {name: wrk(url, connections, args.duration,
-                                   etags[name] if conditional else None)
+                rates = {name: load(url, pids[name], connections, args.duration,
+                                    etags[name] if conditional else None)
                          for name, url in servers.items()}
                 ratio = rates["nashra"][0] / rates["nginx"][0]
-                (ours, our_p99), (theirs, their_p99) = rates["nashra"], rates["nginx"]
-                print(f"  {status}, {connections:>2} connections:  "
-                      f"nashra {ours:>9,.0f} req/s (p99 {our_p99:>8})   "
-                      f"nginx {theirs:>9,.0f} req/s (p99 {their_p99:>8})   ratio {ratio:.2f}x "
+                line = "   ".join(f"{name} {rate:>7,.0f} req/s (p99 {p99:>8}, cpu {cpu:>4.0f} µs)"
+                                   for name, (rate, p99, cpu) in rates.items())
+                print(f"  {status}, {connections:>2} connections:  {line}   ratio {ratio:.2f}x "
                       f"(target >= {TARGET}x: {'met' if ratio >= TARGET else 'NOT MET'})")
     finally:
         nashra.terminate()

@@ -101,8 +101,12 @@ def cli(config_path: str | None, verbose: int, quiet: bool) -> None:
 @cli.command()
 @click.option("--host", help="Address to listen on (default from config: 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default from config: 8080).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Server processes (default from config: 1); rate limits and pull counts "
+                   "are per process.")
 @with_settings
-def run(settings: Settings, storage: Storage, host: str | None, port: int | None) -> None:
+def run(settings: Settings, storage: Storage, host: str | None, port: int | None,
+        workers: int | None) -> None:
     """Ingest seeds, publish the topic feeds and serve them until Ctrl-C.
 
     Seeds are scanned again every [seeds] scan_interval seconds; only topics whose
@@ -110,7 +114,7 @@ def run(settings: Settings, storage: Storage, host: str | None, port: int | None
     """
     import scheduler
 
-    scheduler.run(settings.with_server(host, port), storage)
+    scheduler.run(settings.with_server(host, port, workers), storage)
 
 
 @cli.command()

@@ -84,6 +84,7 @@ class Settings:
     dedupe: DedupeSettings = field(default_factory=lambda: DedupeSettings())
     admin_token: str | None = None  # for /status when the server is bound beyond loopback
     access_log: bool = False
+    workers: int = 1  # server processes; each holds its own documents, partners and counts
     websub_hub: str | None = None  # told of every changed topic feed
     model_path: Path = Path(MODEL_FILE)  # the trained classifier (`nashra train`)
     decisions: dict[str, Decision] = field(default_factory=dict)  # topics not by rule alone
@@ -100,13 +101,15 @@ class Settings:
     def topic(self, slug: str) -> Topic | None:
         return next((t for t in self.topics if t.slug == slug), None)
 
-    def with_server(self, host: str | None, port: int | None) -> Settings:
+    def with_server(self, host: str | None, port: int | None, workers: int | None = None
+                    ) -> Settings:
         """These settings served at another address; a derived base URL follows it."""
         host, port = host or self.host, port or self.port
         base_url = self.base_url
         if base_url == f"http://{self.host}:{self.port}":
             base_url = f"http://{host}:{port}"
-        return replace(self, host=host, port=port, base_url=base_url)
+        return replace(self, host=host, port=port, base_url=base_url,
+                       workers=workers or self.workers)
 
 
 class _Table:
@@ -208,6 +211,7 @@ def parse_settings(text: str, file: str) -> Settings:
         dedupe=_dedupe_settings(root.table("dedupe")),
         admin_token=os.environ.get(ADMIN_TOKEN_ENV) or server.get("admin_token", str, None),
         access_log=server.get("access_log", bool, False),
+        workers=server.positive("workers", 1),
         websub_hub=_websub_hub(root.table("websub")),
     )
 
