@@ -30,7 +30,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from feeds.config import Settings
 from feeds.partners import PartnerDesk
-from feeds.pipeline import Preparer, build_documents, ingest_seeds
+from feeds.pipeline import Preparer, build_documents, build_tag, ingest_seeds
 from feeds.polling import make_fetcher, poll_source, sync_config_sources
 from feeds.server import DocumentCache, FastPath, Workers, create_app, make_server
 from feeds.websub import HubPinger, changed_feed_urls
@@ -187,7 +187,8 @@ def worker_app(settings: Settings) -> FastPath:
     partners = PartnerDesk(settings, storage, cache)
     threading.Thread(target=_follow, args=(cache, partners), daemon=True).start()
     return create_app(cache, status=functools.partial(stored_status, storage), partners=partners,
-                      host=settings.host, admin_token=settings.admin_token)
+                      host=settings.host, admin_token=settings.admin_token,
+                      tags=functools.partial(build_tag, settings, storage))
 
 
 def _follow(cache: DocumentCache, partners: PartnerDesk) -> None:
@@ -210,7 +211,8 @@ def run(settings: Settings, storage: Storage) -> None:
     if runtime.hub:
         runtime.hub.publish(changed_feed_urls(settings.base_url, changed))
     app = create_app(cache, status=runtime.status, partners=runtime.partners,
-                     host=settings.host, admin_token=settings.admin_token)
+                     host=settings.host, admin_token=settings.admin_token,
+                     tags=functools.partial(build_tag, settings, storage))
     if app.state.admin_required and not settings.admin_token:
         log.warning("/status is closed: the server is bound to %s, beyond loopback, and no "
                     "admin token is set ([server] admin_token or $NASHRA_ADMIN_TOKEN)",

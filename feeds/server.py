@@ -30,7 +30,7 @@ from starlette.routing import Route
 from uvicorn.supervisors import Multiprocess
 
 from feeds.model import Document
-from feeds.publish import IMMUTABLE_AGE, INDEX_PATH, MEDIA_TYPES
+from feeds.publish import FEED_KINDS, IMMUTABLE_AGE, INDEX_PATH, MEDIA_TYPES
 from storage import Storage
 
 if TYPE_CHECKING:
@@ -143,13 +143,18 @@ def _raw(headers: list[tuple[str, str]]) -> tuple[tuple[bytes, bytes], ...]:
 class DocumentCache:
     """The stored documents by URL path, replaced whole on reload (readers never block).
 
-    A document whose bytes did not change keeps its compressed forms.
+    A document whose bytes did not change keeps its compressed forms. Documents built on
+    request (entity feeds) are kept beside them until the next reload, the most recent
+    `MAX_KEPT` of them.
     """
+
+    MAX_KEPT = 300
 
     def __init__(self, storage: Storage):
         self._storage = storage
         self._lock = threading.Lock()
         self._served: dict[str, Served] = {}
+        self._kept: dict[str, Served] = {}
         self.reload()
 
     def reload(self) -> None:
@@ -161,7 +166,13 @@ class DocumentCache:
                                             before.last_modified) if same
                                      else Served.of(document))
         with self._lock:
-            self._served = served
+            self._served, self._kept = served, {}
+
+    def keep(self, documents: list[Document]) -> None:
+        """Serve these documents, built on request, until the next reload."""
+        with self._lock:
+            kept = {**self._kept, **{d.path: Served.of(d) for d in documents}}
+            self._kept = dict(list(kept.items())[-self.MAX_KEPT:])
 
     def refresh(self) -> None:
         """Reload when storage holds other documents than these: a worker process learns
@@ -172,7 +183,7 @@ class DocumentCache:
             self.reload()
 
     def get(self, path: str) -> Served | None:
-        return self._served.get(path)
+        return self._served.get(path) or self._kept.get(path)
 
 
 _CONDITIONS = frozenset((b"accept-encoding", b"accept", b"if-none-match", b"if-modified-since"))
@@ -254,6 +265,19 @@ class FastPath:
 async def not_found(request: Request) -> Response:
     """Every stored document is answered by `FastPath`: what reaches here is none."""
     return _not_found(request.url.path.lstrip("/"))
+
+
+async def tag_feed(request: Request) -> Response:
+    """/tags/<tag>.<kind>: an entity's feed, built on its first request; `FastPath` serves
+    it from then on, until the next build."""
+    path = request.url.path.lstrip("/")
+    tag, _, kind = request.path_params["name"].rpartition(".")
+    build, cache = request.app.state.tags, request.app.state.cache
+    documents = await run_in_threadpool(build, tag) if build and kind in FEED_KINDS else None
+    if not documents:
+        return _not_found(path)
+    cache.keep(documents)
+    return answer(cache.get(path), request.scope)
 
 
 async def partner_by_path(request: Request) -> Response:
@@ -387,8 +411,10 @@ border-bottom:1px solid #ddd;text-align:start}}</style></head><body>
 
 def create_app(cache: DocumentCache, status: Callable[[], dict] | None = None,
                partners: PartnerDesk | None = None, host: str = "127.0.0.1",
-               admin_token: str | None = None) -> FastPath:
-    """The app: documents from `cache`, partner feeds, /status (HTML and JSON).
+               admin_token: str | None = None,
+               tags: Callable[[str], list[Document] | None] | None = None) -> FastPath:
+    """The app: documents from `cache`, partner feeds, entity feeds that `tags` builds
+    (None for an unknown tag), /status (HTML and JSON).
 
     `host` is the address the server is bound to: beyond loopback, /status needs
     `admin_token` (and is closed without one).
@@ -397,12 +423,14 @@ def create_app(cache: DocumentCache, status: Callable[[], dict] | None = None,
         Route("/status", status_page), Route("/status.json", status_json),
         Route("/p/{token}/topics/{name}", partner_by_path, methods=["GET", "HEAD"]),
         Route("/partner/topics/{name}", partner_by_header, methods=["GET", "HEAD"]),
+        Route("/tags/{name}", tag_feed, methods=["GET", "HEAD"]),
         Route("/{path:path}", not_found, methods=["GET", "HEAD"]),
     ]
     app = Starlette(routes=routes)
     app.state.cache = cache
     app.state.status = status
     app.state.partners = partners
+    app.state.tags = tags
     app.state.admin_required = not is_loopback(host)
     app.state.admin_token = admin_token
     return FastPath(app, cache)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 from feeds.config import Settings, default_config_text, load_settings
 from feeds.model import Article
 from feeds.partners import PartnerDesk
-from feeds.pipeline import build_documents, ingest_seeds
+from feeds.pipeline import build_documents, build_tag, ingest_seeds
 from feeds.server import DocumentCache, create_app, make_server
 from storage import Storage
 
@@ -218,7 +219,8 @@ def live_server(settings: Settings, storage: Storage):
     build_documents(served, storage)
     cache = DocumentCache(storage)
     partners = PartnerDesk(served, storage, cache)
-    with serving(create_app(cache, partners=partners), port) as url:
+    tags = functools.partial(build_tag, served, storage)
+    with serving(create_app(cache, partners=partners, tags=tags), port) as url:
         yield LiveServer(url, served, storage, cache, partners)
 
 

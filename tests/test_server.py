@@ -121,6 +121,39 @@ def test_reload_serves_newly_published_bytes(live_server, make_article):
     assert "خبر أمني جديد" in {e.title for e in feedparser.parse(after.content).entries}
 
 
+def test_an_entity_feed_is_built_on_its_first_request_then_served_as_stored(live_server):
+    first = get(live_server, "/tags/org:isis.atom")
+    again = get(live_server, "/tags/org:isis.atom", **{"If-None-Match": first.headers["ETag"]})
+    json_feed = get(live_server, "/tags/org:isis.json").json()
+
+    assert first.status_code == 200
+    assert first.headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+    feed = feedparser.parse(first.content)
+    assert feed.bozo == 0
+    assert feed.feed.title.startswith("داعش")
+    assert [e.title for e in feed.entries] == [SEED_TITLE]
+    assert again.status_code == 304
+    assert [item["title"] for item in json_feed["items"]] == [SEED_TITLE]
+
+
+@pytest.mark.parametrize("path", ["/tags/org:no-such-group.atom", "/tags/org:isis.xml",
+                                  "/tags/org:isis"])
+def test_an_unknown_entity_or_format_is_a_404(live_server, path):
+    assert get(live_server, path).status_code == 404
+
+
+def test_an_entity_feed_follows_the_next_build(live_server, make_article):
+    before = get(live_server, "/tags/org:isis.rss")
+    live_server.storage.save_articles([make_article("isis2", title="داعش تتبنى هجوما",
+                                                     topics=("security", "org:isis"))])
+    live_server.cache.reload()
+
+    after = get(live_server, "/tags/org:isis.rss")
+
+    assert after.headers["ETag"] != before.headers["ETag"]
+    assert "داعش تتبنى هجوما" in {e.title for e in feedparser.parse(after.content).entries}
+
+
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
 
