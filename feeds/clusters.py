@@ -91,18 +91,17 @@ class Deduper:
 
     `lock` serializes decide-and-store in this process: two polls storing copies of one
     story at once must not both become canonical. Across processes the database decides
-    (Storage.save_articles calls `recheck`). With `storage`, the window also expires the
-    stored LSH bands; with `shared`, it is read from `storage` for each batch instead of
-    kept in memory.
+    (Storage.save_articles calls `recheck`). With a shared `storage`, the window is read
+    from it for each batch instead of kept in memory, and its stored LSH bands expire
+    with the window.
     """
 
     def __init__(self, window: timedelta = timedelta(days=14),
                  thresholds: dedupe.Thresholds | None = None,
-                 storage: Storage | None = None, shared: bool = False):
+                 storage: Storage | None = None):
         self.window = window
         self.thresholds = thresholds or dedupe.Thresholds()
         self.storage = storage
-        self.shared = shared
         self.lock = threading.Lock()
         self._clear()
         self._expired = datetime.now(UTC) - timedelta(hours=1)  # the first batch expires
@@ -118,7 +117,7 @@ class Deduper:
              thresholds: dedupe.Thresholds | None = None,
              now: datetime | None = None) -> Deduper:
         """The window as stored: every article published within `window` of `now`."""
-        deduper = cls(window, thresholds, storage)
+        deduper = cls(window, thresholds)
         deduper._fill(storage.dedupe_window((now or datetime.now(UTC)) - window))
         return deduper
 
@@ -151,7 +150,7 @@ class Deduper:
         if now - self._expired >= timedelta(hours=1):
             self.expire(now)
         ready = [(prepared, _keys(prepared)) for prepared in map(_prepared, batch)]
-        if self.shared:  # the window is what the database holds near this batch
+        if self.storage is not None:  # the window is what the database holds near the batch
             self._clear()
             self._fill(self.storage.dedupe_window(now - self.window, [k for _, k in ready]))
         decided = []
@@ -203,7 +202,7 @@ class Deduper:
                 member.root = new_root
 
     def expire(self, now: datetime) -> int:
-        """Drop what fell out of the window, here and in the stored LSH bands; memory and
+        """Drop what fell out of the window, here or in the stored LSH bands; memory and
         the bands stay bounded however long we run."""
         self._expired = now
         if self.storage is not None:
@@ -231,7 +230,7 @@ def deduper_for(storage: Storage, settings: DedupeSettings) -> Deduper:
             thresholds = dedupe.Thresholds(similarity=settings.similarity,
                                            containment=settings.containment)
             window = timedelta(days=settings.window_days)
-            deduper = (Deduper(window, thresholds, storage, shared=True) if storage.shared
+            deduper = (Deduper(window, thresholds, storage) if storage.shared
                        else Deduper.load(storage, window, thresholds))
             _DEDUPERS[storage] = deduper
         return deduper

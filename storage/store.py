@@ -23,6 +23,7 @@ from storage.schema import (
     dedupe_locks,
     documents,
     insert_or,
+    is_shared,
     meta,
     migrate,
     partners,
@@ -233,7 +234,10 @@ class Storage:
         article sharing one is committed and seen here, and `near` decides on those again.
         An edit adds its new bands and leaves the old ones to expire: candidates are
         verified against the stored signature, so a stale band only costs a comparison.
+        Only on a shared database: SQLite has one writer, whose window is in memory.
         """
+        if not self.shared:
+            return []
         bands = [row for a in (*new, *changed) if a.dedupe
                  for row in dedupe_band_rows(a.id, a.dedupe.signature, a.published)]
         if not bands:
@@ -244,42 +248,26 @@ class Storage:
                      sorted(bands, key=lambda r: (r["bucket"], r["article_id"])))
         leaders = {a.id: a for a in new if a.dedupe and a.dedupe.signature
                    and not a.dedupe.duplicate_of and not a.dedupe.replaces and a.id not in joined}
-        moved = []
-        if near is not None and leaders:
-            batch = {a.id for a in (*new, *changed)}
-            holders = _band_holders(conn, sorted({row["bucket"] for row in bands
-                                                  if row["article_id"] in leaders}))
-            near_of: dict[str, set[str]] = {}
-            for row in bands:
-                if row["article_id"] in leaders:
-                    near_of.setdefault(row["article_id"], set()).update(
-                        holders.get(row["bucket"], set()) - batch)
-            rows = {r.id: r for r in _window_rows(conn, set().union(*near_of.values()))}
-            for article_id, found in near_of.items():
-                if found:
-                    keys = near(leaders[article_id], [rows[i] for i in found if i in rows])
-                    moved += _settle_again(conn, article_id, keys)
+        moved = _decide_again(conn, bands, leaders, near) if near and leaders else []
         self._unlock_buckets(conn, locked)
         return moved
 
     @staticmethod
     def _lock_buckets(conn: Connection, buckets: Sequence[int]) -> None:
-        """Make a concurrent save of a band key wait for this transaction (PostgreSQL).
+        """Make a concurrent save of a band key wait for this transaction.
 
         A row inserted into dedupe_locks blocks another transaction inserting the same key
         until this one ends, so the later of two saves of near copies sees the earlier
         committed. The rows are deleted before committing: the table is empty at rest.
-        (Advisory locks would need one lock-table slot per key; SQLite has one writer.)
+        (Advisory locks would need one slot of PostgreSQL's lock table per key.)
         """
-        if conn.dialect.name == "postgresql":
-            for chunk in _chunks(buckets):
-                conn.execute(dedupe_locks.insert(), [{"bucket": b} for b in chunk])
+        for chunk in _chunks(buckets):
+            conn.execute(dedupe_locks.insert(), [{"bucket": b} for b in chunk])
 
     @staticmethod
     def _unlock_buckets(conn: Connection, buckets: Sequence[int]) -> None:
-        if conn.dialect.name == "postgresql":
-            for chunk in _chunks(buckets):
-                conn.execute(dedupe_locks.delete().where(dedupe_locks.c.bucket.in_(chunk)))
+        for chunk in _chunks(buckets):
+            conn.execute(dedupe_locks.delete().where(dedupe_locks.c.bucket.in_(chunk)))
 
     def _cluster_topics(self, conn: Connection, roots: set[str]) -> set[str]:
         """Give each cluster in `roots` the topics of all its members; the topics touched.
@@ -403,8 +391,9 @@ class Storage:
 
     @property
     def shared(self) -> bool:
-        """Whether processes on several machines may store into it at once (PostgreSQL)."""
-        return self.engine.dialect.name == "postgresql"
+        """Whether processes on several machines may store into it at once (PostgreSQL):
+        then the near-duplicate index is kept in the database (dedupe_bands)."""
+        return is_shared(self.engine)
 
     def dedupe_window(self, since: datetime, near: Sequence[DedupeKeys] | None = None
                       ) -> list[WindowRow]:
@@ -417,10 +406,8 @@ class Storage:
                 return _window_rows(conn, since=since)
             holders = _band_holders(conn, sorted({b for k in near
                                                   for b in dedupe.buckets(k.signature)}))
-            ids = set().union(*holders.values(), _key_holders(conn, near))
-            found = _window_rows(conn, ids, since)
-            roots = {r.keys.duplicate_of for r in found} - ids - {None}
-            return found + _window_rows(conn, roots, since)
+            return _with_roots(conn, set().union(*holders.values(), _key_holders(conn, near)),
+                               since)
 
     def expire_dedupe_bands(self, before: datetime) -> int:
         """Drop the LSH bands of articles published before `before`; how many went."""
@@ -684,6 +671,35 @@ def _window_rows(conn: Connection, ids: Collection[str] | None = None,
         return [WindowRow(row.id, row.published, _keys(row)) for row in conn.execute(query)]
     return [WindowRow(row.id, row.published, _keys(row)) for chunk in _chunks(sorted(ids))
             for row in conn.execute(query.where(articles.c.id.in_(chunk)))]
+
+
+def _decide_again(conn: Connection, bands: Sequence[dict], leaders: Mapping[str, Article],
+                  near: NearCheck) -> list[str]:
+    """Each of `leaders` decided again by `near` against the stored articles (outside the
+    batch of these `bands`) that share a band with it; the ids whose cluster moved."""
+    batch = {row["article_id"] for row in bands}
+    mine = [row for row in bands if row["article_id"] in leaders]
+    holders = _band_holders(conn, sorted({row["bucket"] for row in mine}))
+    near_of: dict[str, set[str]] = {}
+    for row in mine:
+        near_of.setdefault(row["article_id"], set()).update(holders.get(row["bucket"], ()))
+    rows = {r.id: r for r in _with_roots(conn, set().union(*near_of.values()) - batch)}
+    moved = []
+    for article_id, found in near_of.items():
+        found = {i for i in found if i in rows}  # stored outside the batch, in the window
+        if found:
+            found |= {rows[i].keys.duplicate_of for i in found} & rows.keys()
+            moved += _settle_again(conn, article_id,
+                                   near(leaders[article_id], [rows[i] for i in found]))
+    return moved
+
+
+def _with_roots(conn: Connection, ids: set[str], since: datetime | None = None
+                ) -> list[WindowRow]:
+    """The dedupe keys of these articles and of their clusters' canonical articles."""
+    found = _window_rows(conn, ids, since)
+    roots = {r.keys.duplicate_of for r in found} - ids - {None}
+    return found + _window_rows(conn, roots, since)
 
 
 def _band_holders(conn: Connection, buckets: Sequence[int]) -> dict[int, set[str]]:

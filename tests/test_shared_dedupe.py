@@ -1,7 +1,9 @@
-"""The near-duplicate index in the database: every process finds the copies any other stored.
+"""PostgreSQL: the near-duplicate index in the database, so every worker finds the copies
+any other stored.
 
 Two windows over one database (two workers), two OS processes racing near copies of the
-same stories on PostgreSQL, and the upgrade that fills the bands of a version 6 file.
+same stories, the bands' expiry, and the bands of a version 6 database, upgraded in place
+or an SQLite file moved over by `nashra db migrate`.
 """
 
 from __future__ import annotations
@@ -11,14 +13,14 @@ import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import sqlalchemy as sa
 
 from feeds.clusters import Deduper
 from feeds.dedupe import BANDS
 from feeds.model import Article
 from storage import Storage
-from storage.schema import SCHEMA_VERSION, articles, dedupe_bands, meta
+from storage.copy import copy_database
+from storage.schema import SCHEMA_VERSION, dedupe_bands, meta, schema_version
 
 WORDS = ("الأمن", "المغرب", "الشرطة", "فيينا", "الرباط", "تعاون", "دولي", "مكافحة", "الإرهاب",
          "الاقتصاد", "البرلمان", "الحكومة", "الانتخابات", "الرياضة", "المنتخب", "الطقس")
@@ -52,33 +54,48 @@ def _root(storage: Storage, article: Article) -> str:
     return keys.duplicate_of or article.id
 
 
-def _worker(storage: Storage) -> Deduper:
-    return Deduper(storage=storage, shared=storage.shared)
+def _bands(storage: Storage) -> list[tuple[str, int]]:
+    """(article id, how many bands) of every article in the stored index."""
+    with storage.engine.connect() as conn:
+        return sorted(conn.execute(sa.select(dedupe_bands.c.article_id, sa.func.count())
+                                   .group_by(dedupe_bands.c.article_id)).all())
 
 
-@pytest.mark.both_backends
-def test_a_second_window_finds_near_copies_the_first_stored_without_reloading(storage_url):
-    first, second = Storage(storage_url), Storage(storage_url)
+def test_a_second_window_finds_near_copies_the_first_stored_without_reloading(pg_url):
+    first, second = Storage(pg_url), Storage(pg_url)
     try:
-        one, two = _worker(first), _worker(second)  # both loaded before anything was stored
+        one, two = Deduper(storage=first), Deduper(storage=second)  # before anything stored
         _store(first, one, [_story(n, "paper") for n in range(3)])
         copies = _store(second, two, [_story(n, "wire", copy=True) for n in range(3)])
 
         for n, copy in enumerate(copies):
-            stored = second.article(copy.id).dedupe
-            assert (stored.duplicate_of, stored.layer) == (_story(n, "paper").id, "near")
-            if second.shared:  # its window is the database's: decided before the save
-                assert copy.dedupe.duplicate_of == _story(n, "paper").id
+            assert (copy.dedupe.duplicate_of, copy.dedupe.layer) == (_story(n, "paper").id,
+                                                                     "near")
+            assert second.article(copy.id).dedupe.duplicate_of == _story(n, "paper").id
     finally:
         first.close()
         second.close()
+
+
+def test_the_stored_bands_expire_with_the_window(pg_url):
+    storage = Storage(pg_url)
+    try:
+        deduper = Deduper(window=timedelta(days=14), storage=storage)
+        old, new = (replace(_story(n, "paper"), published=NOW - timedelta(days=days))
+                    for n, days in ((1, 13), (2, 0)))
+        _store(storage, deduper, [old, new])
+        assert _bands(storage) == sorted([(old.id, BANDS), (new.id, BANDS)])
+        deduper.expire(NOW + timedelta(days=2))
+        assert _bands(storage) == [(new.id, BANDS)]
+    finally:
+        storage.close()
 
 
 def _race(url: str, source: str, copy: bool, together, decided_alone) -> None:
     """One worker process: its own storage and window, batches of 5 as the pipeline stores
     them, each saved at the same moment as the other worker's (both decided by then)."""
     storage = Storage(url)
-    deduper = _worker(storage)
+    deduper = Deduper(storage=storage)
     alone = 0
     for first in range(0, 40, 5):
         batch = [_story(n, source, copy) for n in range(first, first + 5)]
@@ -114,29 +131,42 @@ def test_two_processes_storing_near_copies_at_once_make_one_cluster_each(pg_url)
     assert decided_alone.get() + decided_alone.get() == 80
 
 
-def test_version_6_file_gets_the_bands_of_its_stored_signatures(tmp_path):
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def _as_version_6(url: str) -> None:
+    """Papers' stories stored, then the database made as version 6 left it: no index."""
     storage = Storage(url)
     _store(storage, Deduper(), [_story(n, "paper") for n in range(3)])
-    with storage.engine.begin() as conn:  # as version 6 left it
+    with storage.engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE dedupe_bands"))
         conn.execute(sa.text("DROP TABLE dedupe_locks"))
         conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="6"))
     storage.close()
 
-    upgraded = Storage(url)
+
+def _finds_the_copy(storage: Storage) -> None:
+    assert _bands(storage) == sorted((_story(n, "paper").id, BANDS) for n in range(3))
+    copy = replace(_story(1, "wire", copy=True), published=NOW)
+    [decided] = Deduper(storage=storage).assign([copy], {})
+    assert decided.dedupe.duplicate_of == _story(1, "paper").id
+
+
+def test_a_version_6_database_gets_the_bands_of_its_stored_signatures(pg_url):
+    _as_version_6(pg_url)
+    upgraded = Storage(pg_url)
     try:
         with upgraded.engine.connect() as conn:
-            version = conn.execute(sa.select(meta.c.value).where(
-                meta.c.key == "schema_version")).scalar_one()
-            bands = conn.execute(sa.select(dedupe_bands.c.article_id, sa.func.count())
-                                 .group_by(dedupe_bands.c.article_id)).all()
-            signed = conn.execute(sa.select(sa.func.count()).where(
-                articles.c.signature.is_not(None))).scalar_one()
-        assert version == str(SCHEMA_VERSION) and signed == 3
-        assert sorted(bands) == sorted((_story(n, "paper").id, BANDS) for n in range(3))
-        copy = replace(_story(1, "wire", copy=True), published=NOW)
-        [decided] = Deduper(storage=upgraded, shared=True).assign([copy], {})
-        assert decided.dedupe.duplicate_of == _story(1, "paper").id
+            assert schema_version(conn) == SCHEMA_VERSION
+        _finds_the_copy(upgraded)
     finally:
         upgraded.close()
+
+
+def test_a_version_6_sqlite_file_moved_to_postgresql_gets_its_bands(tmp_path, pg_url):
+    sqlite = f"sqlite:///{tmp_path / 'old.db'}"
+    _as_version_6(sqlite)
+    copied = copy_database(sqlite, pg_url)
+    assert copied["articles"] == 3 and "dedupe_bands" not in copied  # derived, not copied
+    storage = Storage(pg_url)
+    try:
+        _finds_the_copy(storage)
+    finally:
+        storage.close()
