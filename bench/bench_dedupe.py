@@ -5,8 +5,9 @@ Quality: bench/dedupe_eval.py's pairs. Every real article of the ANT set is in t
 against it, `a` excluded only when `a` is `b`'s own id. A positive is found when the
 verdict names `a`; a negative is wrong when it names `a`.
 Speed: 300-word generated Arabic articles through `prepare` + `decide` + `index.add`,
-against bare normalization + hashing, one core, in CPU time (and wall time). Memory:
-tracemalloc over the index of N articles.
+against bare normalization + hashing, one core, in CPU time (and wall time). Stored: the
+stage and the save into SQLite (and PostgreSQL with --pg). Memory: tracemalloc over the
+index of N articles.
 """
 
 from __future__ import annotations
