@@ -5,8 +5,9 @@ Quality: bench/dedupe_eval.py's pairs. Every real article of the ANT set is in t
 against it, `a` excluded only when `a` is `b`'s own id. A positive is found when the
 verdict names `a`; a negative is wrong when it names `a`.
 Speed: 300-word generated Arabic articles through `prepare` + `decide` + `index.add`,
-against bare normalization + hashing, one core, in CPU time (and wall time). Memory:
-tracemalloc over the index of N articles.
+against bare normalization + hashing, one core, in CPU time (and wall time). Stored: the
+stage and the save into SQLite (and PostgreSQL with --pg). Memory: tracemalloc over the
+index of N articles.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import argparse
 import os
 import random
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +42,9 @@ from feeds.dedupe import (
     text_fingerprint,
 )
 from feeds.model import Article, DedupeKeys
+from storage import Storage
+from storage.schema import article_topics, dedupe_bands, sources, story_keys
+from storage.schema import articles as articles_
 
 T0 = datetime(2018, 2, 27, tzinfo=UTC)
 
@@ -218,6 +224,48 @@ def throughput(count: int, words: int, seed: int, repeat: int) -> None:
     print(f"  {'datasketch defaults (128 perms, LSH 0.8):':47} {cpu:,.0f} ({wall:,.0f})")
 
 
+def stored(count: int, words: int, seed: int, repeat: int, pg_url: str | None) -> None:
+    """The stage and the save together, as the pipeline runs them, into a fresh database:
+    SQLite (the window in memory), and PostgreSQL when given (the window and its LSH bands
+    in the database). Wall time: the database's work counts."""
+    texts = articles(count, words, seed + 2)
+    now = datetime.now(UTC)
+    batch = [Article(source="bench", key=str(i), title=f"خبر {i}", summary="",
+                     content_html="".join(f"<p>{p}</p>" for p in _paragraphs(text)),
+                     language="ar", published=now - timedelta(seconds=i),
+                     updated=now - timedelta(seconds=i), url=f"https://example.com/news/{i}")
+             for i, text in enumerate(texts)]
+    # every tenth a near copy of an earlier one: a new title and its first 80% of words
+    batch = [replace(a, url=None, title=f"نسخة {a.title}",
+                     content_html=f"<p>{' '.join(texts[i - 5].split()[:words * 4 // 5])}</p>")
+             if i % 10 == 9 else a for i, a in enumerate(batch)]
+
+    def run(url: str) -> float:
+        best = float("inf")
+        for _ in range(repeat):
+            with tempfile.TemporaryDirectory() as folder:
+                storage = Storage(url.format(folder=folder))
+                deduper = Deduper(storage=storage) if storage.shared else Deduper()
+                start = time.perf_counter()
+                for first in range(0, len(batch), 200):
+                    part = deduper.assign(batch[first:first + 200], {})
+                    storage.save_articles(part, kind="feed", near=deduper.recheck)
+                best = min(best, time.perf_counter() - start)
+                with storage.engine.begin() as conn:  # a PostgreSQL database is reused
+                    for table in (article_topics, dedupe_bands, story_keys, articles_, sources):
+                        conn.execute(table.delete())
+                storage.close()
+        return count / best
+
+    print(f"stage + save, {count} articles in batches of 200 (a tenth near copies), "
+          f"best of {repeat}, articles/s of wall time:")
+    runs = [("SQLite, window in memory", "sqlite:///{folder}/bench.db")]
+    if pg_url:
+        runs.append(("PostgreSQL, window in the database", pg_url))
+    for label, url in runs:
+        print(f"  {label + ':':47} {run(url):,.0f}")
+
+
 def memory(count: int, words: int, seed: int) -> None:
     texts = articles(count, words, seed + 1)
     sigs = [signature(t) for t in texts]
@@ -276,7 +324,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="print the misjudged pairs")
-    parser.add_argument("--only", choices=("quality", "speed", "memory"))
+    parser.add_argument("--only", choices=("quality", "speed", "stored", "memory"))
+    parser.add_argument("--pg", metavar="URL", help="also time the stored stage on PostgreSQL "
+                        "(its articles are deleted after each run)")
     args = parser.parse_args()
     if not args.no_pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})
@@ -284,6 +334,8 @@ def main() -> None:
         quality(Thresholds(), args.verbose)
     if args.only in (None, "speed"):
         throughput(min(args.articles, 10000), args.words, args.seed, args.repeat)
+    if args.only in (None, "stored"):
+        stored(min(args.articles, 5000), args.words, args.seed, args.repeat, args.pg)
     if args.only in (None, "memory"):
         memory(args.articles, args.words, args.seed)
 

@@ -12,6 +12,9 @@ in) and decides, for a batch about to be stored, which new articles repeat a kep
   update, never a duplicate: it keeps its cluster and only its keys are refreshed.
 - The window (default 14 days, by publication time) bounds memory. After a restart it is
   rebuilt from the stored keys, not from the texts, and decides as before.
+- On a shared database (PostgreSQL) the window is the database's: each batch reads the
+  stored articles sharing a URL, a text or an LSH band with it, so workers on several
+  machines find each other's copies. The decisions are the same code either way.
 
 Seeds and feed sources share one `Deduper` per storage, so they dedupe against each other.
 """
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +32,7 @@ from feeds.clean import plain_text
 from feeds.config import DedupeSettings
 from feeds.model import Article, DedupeKeys
 from storage import Storage
+from storage.store import WindowRow
 
 # A newcomer this many times larger (in shingles) than a cluster's canonical article,
 # which it contains, becomes the canonical article: the full text beats its summary.
@@ -85,20 +89,28 @@ class _Member:
 class Deduper:
     """The dedupe window of one storage, and the decisions for each batch stored into it.
 
-    `lock` serializes decide-and-store: two polls storing copies of one story at once
-    must not both become canonical.
+    `lock` serializes decide-and-store in this process: two polls storing copies of one
+    story at once must not both become canonical. Across processes the database decides
+    (Storage.save_articles calls `recheck`). With a shared `storage`, the window is read
+    from it for each batch instead of kept in memory, and its stored LSH bands expire
+    with the window.
     """
 
     def __init__(self, window: timedelta = timedelta(days=14),
-                 thresholds: dedupe.Thresholds | None = None):
+                 thresholds: dedupe.Thresholds | None = None,
+                 storage: Storage | None = None):
         self.window = window
         self.thresholds = thresholds or dedupe.Thresholds()
-        self.index = dedupe.NearDuplicateIndex(window=window, thresholds=self.thresholds)
+        self.storage = storage
+        self.lock = threading.Lock()
+        self._clear()
+        self._expired = datetime.now(UTC) - timedelta(hours=1)  # the first batch expires
+
+    def _clear(self) -> None:
+        self.index = dedupe.NearDuplicateIndex(window=self.window, thresholds=self.thresholds)
         self.urls: dict[str, str] = {}
         self.fingerprints: dict[str, str] = {}
         self.members: dict[str, _Member] = {}
-        self.lock = threading.Lock()
-        self._expired = datetime.now(UTC)
 
     @classmethod
     def load(cls, storage: Storage, window: timedelta = timedelta(days=14),
@@ -106,10 +118,12 @@ class Deduper:
              now: datetime | None = None) -> Deduper:
         """The window as stored: every article published within `window` of `now`."""
         deduper = cls(window, thresholds)
-        since = (now or datetime.now(UTC)) - window
-        for row in sorted(storage.dedupe_window(since), key=lambda r: (r.published, r.id)):
-            deduper.remember(row.id, row.published, row.keys)
+        deduper._fill(storage.dedupe_window((now or datetime.now(UTC)) - window))
         return deduper
+
+    def _fill(self, rows: Iterable[WindowRow]) -> None:
+        for row in sorted(rows, key=lambda r: (r.published, r.id)):
+            self.remember(row.id, row.published, row.keys)
 
     def remember(self, article_id: str, published: datetime, keys: DedupeKeys,
                  signature: dedupe.Signature | None = None) -> None:
@@ -132,22 +146,41 @@ class Deduper:
 
         Call under `lock`, and store the result before releasing it.
         """
-        self._expire_hourly(datetime.now(UTC))
+        now = datetime.now(UTC)
+        if now - self._expired >= timedelta(hours=1):
+            self.expire(now)
+        ready = [(prepared, _keys(prepared)) for prepared in map(_prepared, batch)]
+        if self.storage is not None:  # the window is what the database holds near the batch
+            self._clear()
+            self._fill(self.storage.dedupe_window(now - self.window, [k for _, k in ready]))
         decided = []
-        for article in batch:
-            prepared = _prepared(article)
-            keys = _keys(prepared)
+        for article, (prepared, keys) in zip(batch, ready, strict=True):
             before = stored.get(article.id)
             if before is not None:  # an update by its own source keeps its cluster
                 keys = replace(keys, duplicate_of=before.duplicate_of, layer=before.layer,
                                similarity=before.similarity, containment=before.containment)
             else:
                 keys = self._decide(article, prepared, keys)
-            self.remember(article.id, article.published, keys, prepared.signature)
+            if now - article.published <= self.window:  # as the database's window would
+                self.remember(article.id, article.published, keys, prepared.signature)
             if keys.replaces:
                 self._take_over(keys.replaces, article.id)
             decided.append(replace(article, dedupe=keys))
         return decided
+
+    def recheck(self, article: Article, rows: Sequence[WindowRow]) -> DedupeKeys:
+        """`article`'s keys decided again against stored `rows`, as `assign` decides.
+
+        For a new story stored alone while another process stored articles near it:
+        Storage.save_articles asks, in its transaction, once those are committed.
+        """
+        since = datetime.now(UTC) - self.window
+        window = Deduper(self.window, self.thresholds)
+        window._fill(row for row in rows if row.published >= since)
+        keys = article.dedupe
+        prepared = dedupe.Prepared(keys.url, keys.fingerprint,
+                                   dedupe.Signature.from_bytes(keys.signature))
+        return window._decide(article, prepared, keys)
 
     def _decide(self, article: Article, prepared: dedupe.Prepared, keys: DedupeKeys
                 ) -> DedupeKeys:
@@ -169,8 +202,11 @@ class Deduper:
                 member.root = new_root
 
     def expire(self, now: datetime) -> int:
-        """Drop what fell out of the window; memory stays bounded however long we run."""
+        """Drop what fell out of the window, here or in the stored LSH bands; memory and
+        the bands stay bounded however long we run."""
         self._expired = now
+        if self.storage is not None:
+            self.storage.expire_dedupe_bands(now - self.window)
         old = [i for i, m in self.members.items() if now - m.published > self.window]
         for article_id in old:
             self.index.remove(article_id)
@@ -180,10 +216,6 @@ class Deduper:
             self.fingerprints = {k: v for k, v in self.fingerprints.items()
                                  if v in self.members}
         return len(old)
-
-    def _expire_hourly(self, now: datetime) -> None:
-        if now - self._expired >= timedelta(hours=1):
-            self.expire(now)
 
 
 _DEDUPERS: weakref.WeakKeyDictionary[Storage, Deduper] = weakref.WeakKeyDictionary()
@@ -197,7 +229,9 @@ def deduper_for(storage: Storage, settings: DedupeSettings) -> Deduper:
         if deduper is None:
             thresholds = dedupe.Thresholds(similarity=settings.similarity,
                                            containment=settings.containment)
-            deduper = Deduper.load(storage, timedelta(days=settings.window_days), thresholds)
+            window = timedelta(days=settings.window_days)
+            deduper = (Deduper(window, thresholds, storage) if storage.shared
+                       else Deduper.load(storage, window, thresholds))
             _DEDUPERS[storage] = deduper
         return deduper
 

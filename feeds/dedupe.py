@@ -21,6 +21,8 @@ API, all pure (the caller owns storage and passes state in):
   sig)`` (re-adding an id replaces it: an edit is an update), ``remove(id)``,
   ``expire(now)``, ``candidates(sig) -> ids``, ``best_match(sig) -> Verdict``,
   ``from_signatures([(id, published, bytes), ...])`` to rebuild after a restart.
+- ``band_keys(sig)``, ``buckets(signature bytes)``: its LSH keys, which the database's
+  ``dedupe_bands`` holds too, so that workers on several machines share one index.
 - ``prepare(url, text) -> Prepared(url, fingerprint, signature)``, computed once per
   article; ``decide(prepared, index, urls=..., fingerprints=..., article_id=...)``
   -> ``Verdict(duplicate_of, layer, similarity, containment)``, where `urls` and
@@ -179,7 +181,6 @@ _A = _rng.integers(0, 2**32, (PERMUTATIONS, 1), dtype=np.uint32) | np.uint32(1)
 _B = _rng.integers(0, 2**32, (PERMUTATIONS, 1), dtype=np.uint32)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _BAND_SALT = _rng.integers(0, 2**63, PERMUTATIONS, dtype=np.uint64)
-_ROW_MIX = _rng.integers(0, 2**63, PERMUTATIONS, dtype=np.uint64) | np.uint64(1)
 _SHIFT29, _SHIFT32 = np.uint64(29), np.uint64(32)
 _EMPTY = np.uint32(0xFFFFFFFF)
 _BASE = 0x100000001B3  # the polynomial hash's: odd, so invertible modulo 2^64
@@ -280,6 +281,26 @@ def _containment(jaccard: float, size_a: int, size_b: int) -> float:
     return min(1.0, jaccard * (size_a + size_b) / ((1.0 + jaccard) * size_a))
 
 
+# LSH: 32 bands of 2 minima -> candidates from Jaccard ~0.2 up. Stored (see
+# storage.schema.dedupe_bands), so changing it means recomputing the stored bands.
+BANDS = 32
+
+
+def band_keys(sig: Signature) -> np.ndarray:
+    """One uint64 key per LSH band: its two minima packed into 64 bits, salted by band.
+
+    The salt makes equal minima in different bands different keys, so one key is a band
+    and its bucket together.
+    """
+    return np.ascontiguousarray(sig.mins).view(np.uint64) ^ _BAND_SALT[:BANDS]
+
+
+def buckets(signature_bytes: bytes) -> list[int]:
+    """The band keys of a stored signature as signed 64-bit ints, as databases keep them."""
+    sig = Signature.from_bytes(signature_bytes)
+    return band_keys(sig).view(np.int64).tolist() if sig.size else []
+
+
 # --- Decisions --------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +320,6 @@ class Thresholds:
     short_similarity: float = 0.85
     min_contained: int = 40
     contained_similarity: float = 0.15  # containment is estimated from Jaccard: a floor
-    bands: int = 32  # LSH: 32 bands of 2 minima -> candidates from Jaccard ~0.2 up
 
     def accepts(self, jaccard: float, contained: float, size_a: int, size_b: int) -> bool:
         small = min(size_a, size_b)
@@ -368,20 +388,6 @@ class NearDuplicateIndex:
         index.merge()
         return index
 
-    def _keys(self, sig: Signature) -> np.ndarray:
-        """One key per LSH band: its minima packed into 64 bits, salted by band."""
-        bands = self.thresholds.bands
-        rows = len(sig.mins) // bands
-        values = np.ascontiguousarray(sig.mins[:bands * rows])
-        if rows == 2:  # the default: two uint32 minima are one uint64
-            packed = values.view(np.uint64)
-        elif rows == 1:
-            packed = values.astype(np.uint64)
-        else:
-            packed = (values.astype(np.uint64).reshape(bands, rows) * _ROW_MIX[:rows]).sum(
-                axis=1, dtype=np.uint64)
-        return packed ^ _BAND_SALT[:bands]
-
     def add(self, article_id: str, published: datetime, sig: Signature) -> None:
         """Index `sig` as `article_id`; an id already there is replaced (an edit, not a copy)."""
         if article_id in self._slots:
@@ -396,7 +402,7 @@ class NearDuplicateIndex:
         self._mins[slot] = sig.mins
         self._sizes[slot] = sig.size
         self._published[slot] = published.timestamp()
-        keys = self._keys(sig)
+        keys = band_keys(sig)
         pending = self._pending
         for key in keys.tolist():
             held = pending.get(key)
@@ -465,7 +471,7 @@ class NearDuplicateIndex:
 
     def _candidate_slots(self, sig: Signature) -> list[int]:
         """Live slots sharing a band with `sig`, earliest published (then id) first."""
-        keys = self._keys(sig)
+        keys = band_keys(sig)
         found: set[int] = set()
         merged = self._keys_sorted
         if len(merged):

@@ -109,7 +109,7 @@ def store(settings: Settings, storage: Storage, articles: Iterable[Article],
             try:
                 stored = storage.dedupe_keys(a.id for a in batch)
                 batch = deduper.assign(batch, stored)
-                result = storage.save_articles(batch, kind=kind)
+                result = storage.save_articles(batch, kind=kind, near=deduper.recheck)
             except BaseException:
                 forget_deduper(storage)  # the window may hold what was not stored
                 raise

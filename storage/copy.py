@@ -7,7 +7,14 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from storage.schema import SCHEMA_VERSION, insert_or, metadata, migrate, schema_version
+from storage.schema import (
+    SCHEMA_VERSION,
+    fill_dedupe_bands,
+    insert_or,
+    metadata,
+    migrate,
+    schema_version,
+)
 from storage.store import Storage, StorageError, create_engine
 
 CHUNK = 1000  # rows per transaction: progress to show, and memory bounded on any table
@@ -32,8 +39,11 @@ def copy_database(source_url: str, target_url: str, progress: Progress | None = 
     try:
         _check_target(target)
         migrate(target)
-        return {table.name: _copy_table(source.engine, target, table, progress)
-                for table in metadata.sorted_tables}
+        copied = {table.name: _copy_table(source.engine, target, table, progress)
+                  for table in metadata.sorted_tables}
+        with target.begin() as conn:
+            fill_dedupe_bands(conn)
+        return copied
     finally:
         source.close()
         target.dispose()

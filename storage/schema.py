@@ -19,7 +19,11 @@ from alembic.operations import Operations
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from feeds.dedupe import buckets
+
 metadata = sa.MetaData()
+# Tables derived from the others, or empty at rest: created beside them, never copied.
+derived = sa.MetaData()
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -209,6 +213,41 @@ def story_key_rows(article_id: str, url: str | None, fingerprint: str | None) ->
     return rows
 
 
+def _dedupe_band_tables() -> list[sa.Table]:
+    """Added in version 7: the near-duplicate index of a shared database (`is_shared`).
+
+    `dedupe_bands` holds the LSH band keys of each article's signature (feeds.dedupe.buckets:
+    the band is salted into the key), found by key and expired by publication time.
+    `dedupe_locks` is empty at rest: a save inserts its keys there and deletes them before
+    committing, so a concurrent save of a near copy waits for it (Storage._lock_buckets).
+    On SQLite, one process's, both stay empty: the index is in memory (feeds.clusters).
+    """
+    return [
+        sa.Table("dedupe_bands", derived,
+                 sa.Column("bucket", sa.BigInteger, primary_key=True, autoincrement=False),
+                 sa.Column("article_id", sa.String(36), primary_key=True),
+                 sa.Column("published", UTCDateTime, nullable=False),
+                 sa.Index("ix_dedupe_bands_published", "published"),
+                 sqlite_with_rowid=False),
+        sa.Table("dedupe_locks", derived,
+                 sa.Column("bucket", sa.BigInteger, primary_key=True, autoincrement=False)),
+    ]
+
+
+dedupe_bands, dedupe_locks = _dedupe_band_tables()
+
+
+def is_shared(bind: Connection | sa.Engine) -> bool:
+    """Whether processes on several machines may store into this database at once."""
+    return bind.dialect.name == "postgresql"
+
+
+def dedupe_band_rows(article_id: str, signature: bytes, published: datetime) -> list[dict]:
+    """The dedupe_bands rows of an article's signature (none for an empty text)."""
+    return [{"bucket": bucket, "article_id": article_id, "published": published}
+            for bucket in buckets(signature)] if signature else []
+
+
 def insert_or(conn: Connection, table: sa.Table, update: bool = False):
     """INSERT that skips rows already stored (or, with `update`, overwrites them by key).
 
@@ -282,9 +321,31 @@ def _v6_story_keys(op: Operations) -> None:
         conn.execute(insert_or(conn, story_keys), claims)
 
 
+def fill_dedupe_bands(conn: Connection) -> None:
+    """The bands of every stored signature, on a shared database (after an upgrade or a
+    copy: they are derived, and not copied)."""
+    if not is_shared(conn):
+        return
+    rows = conn.execute(sa.select(articles.c.id, articles.c.signature, articles.c.published)
+                        .where(articles.c.signature.is_not(None))
+                        .execution_options(yield_per=1000))
+    for chunk in rows.partitions():
+        bands = [band for row in chunk for band in dedupe_band_rows(*row)]
+        if bands:
+            conn.execute(insert_or(conn, dedupe_bands), bands)
+
+
+def _v7_dedupe_bands(op: Operations) -> None:
+    """The near-duplicate index in the database, for workers on several machines."""
+    conn = op.get_bind()
+    derived.create_all(conn)
+    fill_dedupe_bands(conn)
+
+
 # UPGRADES[n - 2] takes a database from version n - 1 to version n.
 UPGRADES: list[Callable[[Operations], None]] = [_v2_feed_sources, _v3_xhtml_bodies,
-                                                 _v4_dedupe, _v5_partners, _v6_story_keys]
+                                                 _v4_dedupe, _v5_partners, _v6_story_keys,
+                                                 _v7_dedupe_bands]
 SCHEMA_VERSION = len(UPGRADES) + 1
 
 
@@ -329,6 +390,7 @@ def _migrate(engine: sa.Engine) -> int:
     if found == 0:
         with engine.begin() as conn:
             metadata.create_all(conn)
+            derived.create_all(conn)
             conn.execute(meta.insert().values(key="created",
                                               value=datetime.now(UTC).isoformat()))
             _stamp(conn, SCHEMA_VERSION)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import secrets
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,13 +12,18 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from feeds import dedupe
 from feeds.model import Article, Credit, DedupeKeys, Document, Enclosure, Partner, Source
 from storage.schema import (
     archived,
     article_topics,
     articles,
+    dedupe_band_rows,
+    dedupe_bands,
+    dedupe_locks,
     documents,
     insert_or,
+    is_shared,
     meta,
     migrate,
     partners,
@@ -31,6 +36,7 @@ _ARTICLE_COLUMNS = ("id", "source", "key", "title", "content_html", "summary", "
                     "url", "author", "published", "updated", "content_hash", "categories",
                     "enclosures", "date_estimated")
 _SOURCE_FIELDS = tuple(f.name for f in fields(Source))
+_CHUNK = 5000  # values in one IN (...): SQLite allows 32,766 parameters a statement
 
 
 class StorageError(Exception):
@@ -100,12 +106,14 @@ class Storage:
         with self.engine.connect() as conn:
             return dict(conn.execute(query).all())
 
-    def save_articles(self, batch: Sequence[Article], kind: str = "seeds") -> SaveResult:
+    def save_articles(self, batch: Sequence[Article], kind: str = "seeds",
+                      near: NearCheck | None = None) -> SaveResult:
         """Insert new articles and update changed ones, atomically: all of `batch` or none.
 
         An update keeps the article's id and first publication time, and moves `updated`
         forward (to now, when the new text claims no later time); an article whose content
-        hash is unchanged is left alone.
+        hash is unchanged is left alone. `near` decides again whether a new story is a copy
+        of one stored meanwhile by another process (see _claim_near).
         """
         if not batch:
             return SaveResult()
@@ -131,6 +139,7 @@ class Storage:
                                             rows).scalars())  # ids sorted: one lock order
                 new = [a for a in new if a.id in inserted]  # the rest: stored meanwhile
                 joined = self._claim_keys(conn, new)
+            joined += self._claim_near(conn, new, changed, joined, near)
             published = {a.id: a.published for a in new}
             for article in changed:
                 before = stored[article.id]
@@ -169,10 +178,7 @@ class Storage:
         roots = set()
         for article_id, found in keys.items():
             if found.replaces:
-                conn.execute(articles.update()
-                             .where(sa.or_(articles.c.id == found.replaces,
-                                           articles.c.duplicate_of == found.replaces))
-                             .values(duplicate_of=article_id))
+                _take_over(conn, found.replaces, article_id)
                 roots |= {article_id, found.replaces}
         members = [i for i, found in keys.items() if found.duplicate_of]
         if members:
@@ -217,6 +223,51 @@ class Storage:
                              .values(duplicate_of=root, dedupe_layer=claim["kind"]))
                 joined.append(claim["article_id"])
         return joined
+
+    def _claim_near(self, conn: Connection, new: Sequence[Article], changed: Sequence[Article],
+                    joined: Collection[str], near: NearCheck | None) -> list[str]:
+        """Store the batch's LSH bands; a new story near one that another process stored
+        meanwhile joins it (or takes it over). Returns the ids whose cluster moved.
+
+        As _claim_keys for exact keys: the window decided before this transaction, maybe
+        without what another process was storing. With the bands' buckets locked, every
+        article sharing one is committed and seen here, and `near` decides on those again.
+        An edit adds its new bands and leaves the old ones to expire: candidates are
+        verified against the stored signature, so a stale band only costs a comparison.
+        Only on a shared database: SQLite has one writer, whose window is in memory.
+        """
+        if not self.shared:
+            return []
+        bands = [row for a in (*new, *changed) if a.dedupe
+                 for row in dedupe_band_rows(a.id, a.dedupe.signature, a.published)]
+        if not bands:
+            return []
+        locked = sorted({row["bucket"] for row in bands})  # one lock order for all
+        self._lock_buckets(conn, locked)
+        conn.execute(insert_or(conn, dedupe_bands),
+                     sorted(bands, key=lambda r: (r["bucket"], r["article_id"])))
+        leaders = {a.id: a for a in new if a.dedupe and a.dedupe.signature
+                   and not a.dedupe.duplicate_of and not a.dedupe.replaces and a.id not in joined}
+        moved = _decide_again(conn, bands, leaders, near) if near and leaders else []
+        self._unlock_buckets(conn, locked)
+        return moved
+
+    @staticmethod
+    def _lock_buckets(conn: Connection, buckets: Sequence[int]) -> None:
+        """Make a concurrent save of a band key wait for this transaction.
+
+        A row inserted into dedupe_locks blocks another transaction inserting the same key
+        until this one ends, so the later of two saves of near copies sees the earlier
+        committed. The rows are deleted before committing: the table is empty at rest.
+        (Advisory locks would need one slot of PostgreSQL's lock table per key.)
+        """
+        for chunk in _chunks(buckets):
+            conn.execute(dedupe_locks.insert(), [{"bucket": b} for b in chunk])
+
+    @staticmethod
+    def _unlock_buckets(conn: Connection, buckets: Sequence[int]) -> None:
+        for chunk in _chunks(buckets):
+            conn.execute(dedupe_locks.delete().where(dedupe_locks.c.bucket.in_(chunk)))
 
     def _cluster_topics(self, conn: Connection, roots: set[str]) -> set[str]:
         """Give each cluster in `roots` the topics of all its members; the topics touched.
@@ -338,13 +389,31 @@ class Storage:
 
     # -- dedupe -----------------------------------------------------------------------------
 
-    def dedupe_window(self, since: datetime) -> list[WindowRow]:
-        """The stored dedupe keys of every article published since `since`."""
-        query = (sa.select(articles.c.id, articles.c.published,
-                           *(articles.c[n] for n in _DEDUPE_COLUMNS))
-                 .where(articles.c.published >= since, articles.c.signature.is_not(None)))
+    @property
+    def shared(self) -> bool:
+        """Whether processes on several machines may store into it at once (PostgreSQL):
+        then the near-duplicate index is kept in the database (dedupe_bands)."""
+        return is_shared(self.engine)
+
+    def dedupe_window(self, since: datetime, near: Sequence[DedupeKeys] | None = None
+                      ) -> list[WindowRow]:
+        """The stored dedupe keys of every article published since `since`; with `near`,
+        only of those sharing a URL, a text or an LSH band with one of these keys, and
+        of their clusters' canonical articles.
+        """
         with self.engine.connect() as conn:
-            return [WindowRow(row.id, row.published, _keys(row)) for row in conn.execute(query)]
+            if near is None:
+                return _window_rows(conn, since=since)
+            holders = _band_holders(conn, sorted({b for k in near
+                                                  for b in dedupe.buckets(k.signature)}))
+            return _with_roots(conn, set().union(*holders.values(), _key_holders(conn, near)),
+                               since)
+
+    def expire_dedupe_bands(self, before: datetime) -> int:
+        """Drop the LSH bands of articles published before `before`; how many went."""
+        with self.engine.begin() as conn:
+            return conn.execute(dedupe_bands.delete().where(
+                dedupe_bands.c.published < before)).rowcount
 
     def dedupe_keys(self, ids: Iterable[str]) -> dict[str, DedupeKeys]:
         """id -> stored dedupe keys, for those of `ids` already stored."""
@@ -579,6 +648,96 @@ class WindowRow:
     id: str
     published: datetime
     keys: DedupeKeys
+
+
+NearCheck = Callable[[Article, Sequence[WindowRow]], DedupeKeys]
+"""The dedupe stage's decision on a new story against these stored articles."""
+
+
+def _chunks(values: Sequence) -> Iterator[Sequence]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start:start + _CHUNK]
+
+
+def _window_rows(conn: Connection, ids: Collection[str] | None = None,
+                 since: datetime | None = None) -> list[WindowRow]:
+    """The dedupe keys of these articles (all with a signature when `ids` is None)."""
+    query = (sa.select(articles.c.id, articles.c.published,
+                       *(articles.c[n] for n in _DEDUPE_COLUMNS))
+             .where(articles.c.signature.is_not(None)))
+    if since is not None:
+        query = query.where(articles.c.published >= since)
+    if ids is None:
+        return [WindowRow(row.id, row.published, _keys(row)) for row in conn.execute(query)]
+    return [WindowRow(row.id, row.published, _keys(row)) for chunk in _chunks(sorted(ids))
+            for row in conn.execute(query.where(articles.c.id.in_(chunk)))]
+
+
+def _decide_again(conn: Connection, bands: Sequence[dict], leaders: Mapping[str, Article],
+                  near: NearCheck) -> list[str]:
+    """Each of `leaders` decided again by `near` against the stored articles (outside the
+    batch of these `bands`) that share a band with it; the ids whose cluster moved."""
+    batch = {row["article_id"] for row in bands}
+    mine = [row for row in bands if row["article_id"] in leaders]
+    holders = _band_holders(conn, sorted({row["bucket"] for row in mine}))
+    near_of: dict[str, set[str]] = {}
+    for row in mine:
+        near_of.setdefault(row["article_id"], set()).update(holders.get(row["bucket"], ()))
+    rows = {r.id: r for r in _with_roots(conn, set().union(*near_of.values()) - batch)}
+    moved = []
+    for article_id, found in near_of.items():
+        found = {i for i in found if i in rows}  # stored outside the batch, in the window
+        if found:
+            found |= {rows[i].keys.duplicate_of for i in found} & rows.keys()
+            moved += _settle_again(conn, article_id,
+                                   near(leaders[article_id], [rows[i] for i in found]))
+    return moved
+
+
+def _with_roots(conn: Connection, ids: set[str], since: datetime | None = None
+                ) -> list[WindowRow]:
+    """The dedupe keys of these articles and of their clusters' canonical articles."""
+    found = _window_rows(conn, ids, since)
+    roots = {r.keys.duplicate_of for r in found} - ids - {None}
+    return found + _window_rows(conn, roots, since)
+
+
+def _band_holders(conn: Connection, buckets: Sequence[int]) -> dict[int, set[str]]:
+    """band key -> the articles whose signatures have it."""
+    holders: dict[int, set[str]] = {}
+    for chunk in _chunks(buckets):
+        for bucket, article_id in conn.execute(
+                sa.select(dedupe_bands.c.bucket, dedupe_bands.c.article_id)
+                .where(dedupe_bands.c.bucket.in_(chunk))):
+            holders.setdefault(bucket, set()).add(article_id)
+    return holders
+
+
+def _key_holders(conn: Connection, keys: Sequence[DedupeKeys]) -> set[str]:
+    """The articles holding the story_keys of these URLs and texts."""
+    values = sorted({c["value"] for k in keys for c in story_key_rows("", k.url, k.fingerprint)})
+    return {i for chunk in _chunks(values) for i in conn.execute(
+        sa.select(story_keys.c.article_id).where(story_keys.c.value.in_(chunk))).scalars()}
+
+
+def _take_over(conn: Connection, old_root: str, new_root: str) -> None:
+    """`new_root` becomes the canonical article of `old_root`'s cluster."""
+    conn.execute(articles.update()
+                 .where(sa.or_(articles.c.id == old_root, articles.c.duplicate_of == old_root))
+                 .values(duplicate_of=new_root))
+
+
+def _settle_again(conn: Connection, article_id: str, keys: DedupeKeys) -> list[str]:
+    """Store a new story's second decision; the id whose cluster moved, if any."""
+    if not (keys.duplicate_of or keys.replaces):
+        return []
+    conn.execute(articles.update().where(articles.c.id == article_id).values(
+        duplicate_of=keys.duplicate_of, dedupe_layer=keys.layer,
+        dedupe_similarity=keys.similarity, dedupe_containment=keys.containment))
+    if keys.replaces:
+        _take_over(conn, keys.replaces, article_id)
+        return [keys.replaces]
+    return [article_id]
 
 
 def _keys(row) -> DedupeKeys:
