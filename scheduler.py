@@ -67,6 +67,8 @@ class Runtime:
         self.partners = PartnerDesk(settings, storage, cache) if cache else None
         self.hub = HubPinger(settings.websub_hub) if settings.websub_hub and cache else None
         self.fetcher = make_fetcher(settings)
+        # Its tagger takes a while to build: only a process that polls needs one.
+        self.prepare = None if queue else Preparer(settings)
         self.fetching: set[str] = set()
         self.polls = 0  # polls completed (or queued) since start, for /status and benchmarks
         self._changed = threading.Event()
@@ -81,10 +83,6 @@ class Runtime:
                        "fetch": ThreadPoolExecutor(settings.fetch.concurrency)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
-
-    @functools.cached_property
-    def prepare(self) -> Preparer:
-        return Preparer(self.settings)  # its tagger takes a while: only a polling process needs it
 
     def start(self) -> None:
         add = self.scheduler.add_job

@@ -81,10 +81,15 @@ def _worker() -> _Worker:
                    HubPinger(settings.websub_hub) if settings.websub_hub else None)
 
 
-@app.task(name="nashra.poll")
-def poll_task(name: str) -> str:
-    """Poll source `name` unless another worker is polling it or it is no longer due."""
+@app.task(name="nashra.poll", bind=True)
+def poll_task(self, name: str) -> str:
+    """Poll source `name` unless another worker is polling it or it is no longer due.
+
+    A task given again after its worker died may have stored articles whose rebuild was
+    never queued, and the poll again finds nothing new: it queues a rebuild regardless."""
     here = _worker()
+    if (self.request.delivery_info or {}).get("redelivered"):
+        here.rebuilds.request()
     with here.storage.advisory_lock(f"nashra:source:{name}") as held:
         source = here.storage.source(name) if held else None
         if source is None or not source.enabled or not _due(source):

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -58,13 +58,15 @@ class FeedServer:
     """/feed/N from memory on 127.0.0.1, each answer `delay` seconds late (polls in flight)."""
 
     def __init__(self, bodies: list[bytes], delay: float = 0.0):
-        self.delay = delay
+        self.delay, self.fetches = delay, Counter()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 time.sleep(server.delay)
-                body = bodies[int(self.path.rsplit("/", 1)[-1])]
+                n = int(self.path.rsplit("/", 1)[-1])
+                server.fetches[n] += 1
+                body = bodies[n]
                 self.send_response(200)
                 self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
@@ -167,10 +169,11 @@ class Processes:
 
     def start(self, role: str, *args: str) -> subprocess.Popen:
         log = self.folder / f"{role}-{len(self.running)}.log"
-        process = subprocess.Popen(
-            [str(NASHRA), "--config", str(self.config), "run", "--role", role, *args],
-            cwd=self.folder, env=nashra_env(), stdout=log.open("w"),
-            stderr=subprocess.STDOUT, start_new_session=True)
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                [str(NASHRA), "--config", str(self.config), "run", "--role", role, *args],
+                cwd=self.folder, env=nashra_env(), stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
         process.log = log
         self.running.append(process)
         return process
@@ -239,7 +242,8 @@ def _active(process: subprocess.Popen) -> bool:
 
 
 def test_two_workers_and_a_scheduler_store_and_serve_what_one_process_does(
-        cluster, single_process):
+        cluster, single_process, feed_server):
+    feed_server.fetches.clear()
     port = free_port()
     web = cluster.start("web", "--port", str(port))
     for _ in range(2):
@@ -247,6 +251,7 @@ def test_two_workers_and_a_scheduler_store_and_serve_what_one_process_does(
     cluster.start("scheduler")
     _wait_for(lambda: _finished(cluster.url), "ingest and rebuild", cluster)
     assert _snapshot(cluster.url) == single_process
+    assert set(feed_server.fetches.values()) == {1}  # never twice, however often queued
 
     storage = Storage(cluster.url)
     stored = {d.path: d for d in storage.documents()}["topics/security.atom"]
