@@ -119,6 +119,18 @@ def distributed(server: FeedServer, feeds: int, workers: int, folder: Path
                                f'broker_url = "{BROKER_URL}"')
                       .replace('queue = "nashra"', f'queue = "{queue}"')
                       .replace("rebuild_delay = 5", "rebuild_delay = 3600"), "utf-8")
+    try:
+        seconds = timed_run(config, folder, server, feeds, workers, queue)
+        return seconds, stored(database.url)
+    finally:
+        with Connection(BROKER_URL) as conn:
+            conn.default_channel.queue_delete(queue)
+        database.close()
+
+
+def timed_run(config: Path, folder: Path, server: FeedServer, feeds: int, workers: int,
+              queue: str) -> float:
+    """Seconds from the first poll queued to the last source polled, by `workers` workers."""
     settings = replace(load_settings(config), seeds_dir=folder / "no-seeds")
     storage = Storage(settings.storage_url)
     add_sources(storage, server, feeds, INTERVAL)
@@ -136,18 +148,13 @@ def distributed(server: FeedServer, feeds: int, workers: int, folder: Path
             tasks.poll(source)
         while any(s.last_fetch is None for s in storage.sources()):
             time.sleep(0.1)
-        seconds = time.perf_counter() - start
+        return time.perf_counter() - start
     finally:
         for process in processes:
             os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
             process.wait()
         storage.close()
-    result = stored(settings.storage_url)
-    with Connection(BROKER_URL) as conn:
-        conn.default_channel.queue_delete(queue)
-    database.close()
-    return seconds, result
 
 
 def warm_up(tasks: TaskQueue, queue: str, count: int) -> None:
