@@ -1,7 +1,9 @@
 """APScheduler wiring for `nashra run` (also `python scheduler.py`): jobs and the main loop.
 
 It holds no business logic: each job calls pipeline stages, and the jobs share only the
-storage, one HTTP fetcher and a flag saying the feeds need rebuilding.
+storage, one HTTP fetcher and a flag saying the feeds need rebuilding. `run` is the whole
+of Nashra in one process (`--role all`); `run_scheduler` and `run_web` are the scheduler
+and web roles of a distributed installation, whose workers are in feeds/tasks.py.
 
     seeds    every [seeds] scan_interval: ingest the seeds folder
     source:* one job per enabled feed source, rescheduled after each poll from the
@@ -18,8 +20,10 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
@@ -34,7 +38,10 @@ from feeds.pipeline import Preparer, build_documents, build_tag, ingest_seeds
 from feeds.polling import make_fetcher, poll_source, sync_config_sources
 from feeds.server import DocumentCache, FastPath, Workers, create_app, make_server
 from feeds.websub import HubPinger, changed_feed_urls
-from storage import Storage
+from storage import Storage, StorageError
+
+if TYPE_CHECKING:
+    from feeds.tasks import TaskQueue
 
 log = logging.getLogger("nashra.scheduler")
 
@@ -42,21 +49,32 @@ SYNC_SECONDS = 30
 PUBLISH_SECONDS = 5
 START_SPREAD_SECONDS = 30  # first polls of overdue sources are spread over this long
 SOURCE_JOB = "source:"
+SCHEDULER_LOCK = "nashra:scheduler"  # held by the active scheduler of the scheduler role
+TAKEOVER_SECONDS = 1.0  # how often a standby scheduler tries the lock
+FOLLOW_SECONDS = 2.0  # how often a server process of its own looks for rebuilt documents
 
 
 class Runtime:
-    """The scheduler of one `nashra run` process and the state its jobs share."""
+    """The scheduler of one `nashra run` process and the state its jobs share.
 
-    def __init__(self, settings: Settings, storage: Storage, cache: DocumentCache):
-        self.settings, self.storage, self.cache = settings, storage, cache
-        self.partners = PartnerDesk(settings, storage, cache)
-        self.hub = HubPinger(settings.websub_hub) if settings.websub_hub else None
+    With a `queue` (the scheduler role, feeds/tasks.py) due sources and feed rebuilds go to
+    Celery workers; without one this process polls and publishes itself, and serves `cache`.
+    """
+
+    def __init__(self, settings: Settings, storage: Storage, cache: DocumentCache | None,
+                 queue: TaskQueue | None = None):
+        self.settings, self.storage, self.cache, self.queue = settings, storage, cache, queue
+        self.partners = PartnerDesk(settings, storage, cache) if cache else None
+        self.hub = HubPinger(settings.websub_hub) if settings.websub_hub and cache else None
         self.fetcher = make_fetcher(settings)
-        self.prepare = Preparer(settings)
+        # Its tagger takes a while to build: only a process that polls needs one.
+        self.prepare = None if queue else Preparer(settings)
         self.fetching: set[str] = set()
-        self.polls = 0  # polls completed since start, for /status and the benchmarks
+        self.polls = 0  # polls completed (or queued) since start, for /status and benchmarks
         self._changed = threading.Event()
         self._rng = random.Random()
+        # Queued polls wait in the broker, so overdue sources need no spreading there.
+        self.start_spread = 0 if queue else START_SPREAD_SECONDS
         # Feed polls get their own bounded pool, so a slow source never delays the seeds
         # or publishing; coalescing and one instance per job keep a slow one from piling up.
         self.scheduler = BackgroundScheduler(
@@ -71,7 +89,8 @@ class Runtime:
         now = datetime.now(UTC)
         add(self.seeds_job, "interval", seconds=self.settings.scan_interval, id="seeds")
         add(self.sync_job, "interval", seconds=SYNC_SECONDS, id="sources", next_run_time=now)
-        add(self.publish_job, "interval", seconds=PUBLISH_SECONDS, id="publish")
+        if self.cache:
+            add(self.publish_job, "interval", seconds=PUBLISH_SECONDS, id="publish")
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -82,6 +101,12 @@ class Runtime:
 
     def seeds_job(self) -> None:
         if ingest_seeds(self.settings, self.storage).topics:
+            self._note_change()
+
+    def _note_change(self) -> None:
+        if self.queue:
+            self.queue.rebuild()
+        else:
             self._changed.set()
 
     def publish_job(self) -> None:
@@ -104,7 +129,7 @@ class Runtime:
         for name in wanted.keys() - scheduled:
             source = wanted[name]
             first = source.next_poll if source.next_poll and source.next_poll > now else (
-                now + timedelta(seconds=self._rng.uniform(0, START_SPREAD_SECONDS)))
+                now + timedelta(seconds=self._rng.uniform(0, self.start_spread)))
             self.scheduler.add_job(self.source_job, self._trigger(source.interval or 3600),
                                    args=(name,), id=SOURCE_JOB + name, executor="fetch",
                                    name=f"poll {name}", next_run_time=first)
@@ -119,13 +144,13 @@ class Runtime:
             return  # the next sync drops the job
         self.fetching.add(name)
         try:
-            report = poll_source(self.settings, self.storage, self.fetcher, source, self._rng,
-                                 self.prepare)
+            report = self.queue.poll(source) if self.queue else poll_source(
+                self.settings, self.storage, self.fetcher, source, self._rng, self.prepare)
         finally:
             self.fetching.discard(name)
             self.polls += 1
         if report.topics:
-            self._changed.set()
+            self._note_change()
         if report.next_poll:
             delay = max(1.0, (report.next_poll - datetime.now(UTC)).total_seconds())
             with suppress(JobLookupError):  # removed while it ran: sync or shutdown
@@ -138,17 +163,18 @@ class Runtime:
                                timezone=UTC)
 
     def status(self) -> dict:
-        """Every source's state, for /status and the live status line."""
-        return {**stored_status(self.storage), "polls": self.polls,
-                "fetching": sorted(self.fetching)}
+        return sources_status(self.storage, self.fetching, self.polls)
 
 
-def stored_status(storage: Storage) -> dict:
-    """What /status shows that storage knows: all a server worker process can tell."""
+def sources_status(storage: Storage, fetching: Iterable[str] = (), polls: int = 0) -> dict:
+    """Every source's state, for /status and the live status line; `fetching` and `polls`
+    are what this process is doing and has done."""
     sources = storage.sources()
     now = datetime.now(UTC)
     return {
         "articles": storage.article_count(),
+        "polls": polls,
+        "fetching": sorted(fetching),
         "due": sum(1 for s in sources if s.enabled and (s.next_poll or now) <= now),
         "errors": sum(1 for s in sources if s.error_count),
         "sources": [_source_status(s) for s in sources],
@@ -171,11 +197,11 @@ def status_line(status: dict) -> str:
             f"{status['articles']}")
 
 
-def _live_status(runtime: Runtime, stop: threading.Event) -> None:
+def _live_status(status: Callable[[], dict], stop: threading.Event) -> None:
     """Redraw one status line on the terminal every second until `stop` is set."""
     with tqdm(total=0, bar_format="{desc}", file=sys.stderr, leave=False) as line:
         while not stop.wait(1.0):
-            line.set_description_str(status_line(runtime.status()))
+            line.set_description_str(status_line(status()))
 
 
 def worker_app(settings: Settings) -> FastPath:
@@ -183,17 +209,26 @@ def worker_app(settings: Settings) -> FastPath:
     documents and partners, which a thread keeps up with what the main process stores.
     """
     storage = Storage(settings.storage_url)
-    cache = DocumentCache(storage)
-    partners = PartnerDesk(settings, storage, cache)
-    threading.Thread(target=_follow, args=(cache, partners), daemon=True).start()
-    return create_app(cache, status=functools.partial(stored_status, storage), partners=partners,
+    cache, partners = _followed(settings, storage)
+    return create_app(cache, status=functools.partial(sources_status, storage), partners=partners,
                       host=settings.host, admin_token=settings.admin_token,
                       tags=functools.partial(build_tag, settings, storage))
 
 
+def _followed(settings: Settings, storage: Storage) -> tuple[DocumentCache, PartnerDesk]:
+    """The documents and partners of a process that publishes nothing itself, kept up with
+    what other processes store by a thread of their own."""
+    cache = DocumentCache(storage)
+    partners = PartnerDesk(settings, storage, cache)
+    threading.Thread(target=_follow, args=(cache, partners), daemon=True).start()
+    return cache, partners
+
+
 def _follow(cache: DocumentCache, partners: PartnerDesk) -> None:
+    """Every few seconds: reload the documents when their fingerprints changed, and the
+    partners (cheap reads: a server process of its own has no other news of a build)."""
     while True:
-        time.sleep(PUBLISH_SECONDS)
+        time.sleep(FOLLOW_SECONDS)
         try:
             cache.refresh()
             partners.reload()
@@ -210,25 +245,77 @@ def run(settings: Settings, storage: Storage) -> None:
     runtime.start()
     if runtime.hub:
         runtime.hub.publish(changed_feed_urls(settings.base_url, changed))
-    app = create_app(cache, status=runtime.status, partners=runtime.partners,
+    try:
+        serve(settings, storage, cache, runtime.partners, runtime.status)
+    finally:
+        runtime.stop()
+
+
+def run_web(settings: Settings, storage: Storage) -> None:
+    """The web role: serve what workers publish, reloading documents when they change."""
+    cache, partners = _followed(settings, storage)
+    serve(settings, storage, cache, partners, functools.partial(sources_status, storage))
+
+
+def run_scheduler(settings: Settings, storage: Storage) -> None:
+    """The scheduler role: the one holding the lock queues due sources for the workers; the
+    others stand by and one takes over within seconds of its death. Ctrl-C stops."""
+    from feeds.tasks import TaskQueue
+
+    queue, standing_by = TaskQueue(settings), False
+    while True:
+        try:
+            with storage.advisory_lock(SCHEDULER_LOCK) as held:
+                if held:
+                    standing_by = False
+                    _lead(settings, storage, queue, held)
+                    log.warning("scheduler: lost the database connection that held the lock")
+                elif not standing_by:
+                    log.info("scheduler: standing by, another one is active")
+                    standing_by = True
+        except StorageError as exc:
+            log.warning("scheduler: %s; trying again", exc)
+        time.sleep(TAKEOVER_SECONDS)
+
+
+def _lead(settings: Settings, storage: Storage, queue: TaskQueue,
+          held: Callable[[], bool]) -> None:
+    """Schedule, queuing polls, while this process still holds the scheduler lock."""
+    log.info("scheduler: active, queuing due sources on %s", queue.broker)
+    runtime = Runtime(settings, storage, None, queue)
+    queue.rebuild()  # as `run` builds at start: the config's topics may have changed
+    runtime.seeds_job()
+    runtime.start()
+    try:
+        while held():
+            time.sleep(TAKEOVER_SECONDS)
+    finally:
+        runtime.stop()
+
+
+def serve(settings: Settings, storage: Storage, cache: DocumentCache, partners: PartnerDesk,
+          status: Callable[[], dict]) -> None:
+    """Serve `cache` over HTTP until Ctrl-C, in [server] workers processes, with a live
+    status line on a terminal."""
+    app = create_app(cache, status=status, partners=partners,
                      host=settings.host, admin_token=settings.admin_token,
                      tags=functools.partial(build_tag, settings, storage))
     if app.state.admin_required and not settings.admin_token:
         log.warning("/status is closed: the server is bound to %s, beyond loopback, and no "
                     "admin token is set ([server] admin_token or $NASHRA_ADMIN_TOKEN)",
                     settings.host)
-    if settings.workers > 1:
-        server = Workers(functools.partial(worker_app, settings), settings.workers,
+    if settings.server_workers > 1:
+        server = Workers(functools.partial(worker_app, settings), settings.server_workers,
                          settings.host, settings.port, settings.access_log)
     else:
         server = make_server(app, settings.host, settings.port, settings.access_log)
     log.info("serving %d topics on http://%s:%d/ with %d process(es) (seeds every %ds; "
              "Ctrl-C to stop)", len(settings.topics), settings.host, settings.port,
-             settings.workers, settings.scan_interval)
+             settings.server_workers, settings.scan_interval)
     stop = threading.Event()
     live = None
     if sys.stderr.isatty():
-        live = threading.Thread(target=_live_status, args=(runtime, stop), daemon=True)
+        live = threading.Thread(target=_live_status, args=(status, stop), daemon=True)
     try:
         with logging_redirect_tqdm():
             if live:
@@ -238,7 +325,6 @@ def run(settings: Settings, storage: Storage) -> None:
         pass  # uvicorn re-raises the Ctrl-C it handled; stopping is the expected outcome
     finally:
         stop.set()
-        runtime.stop()
         log.info("stopped")
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -98,23 +100,49 @@ def cli(config_path: str | None, verbose: int, quiet: bool) -> None:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
+ROLES = ("all", "scheduler", "worker", "web")
+
+
 @cli.command()
+@click.option("--role", type=click.Choice(ROLES), default="all", show_default=True,
+              help="all: everything in this process. On several machines (PostgreSQL "
+                   "storage, a [workers] broker_url): scheduler queues due sources, worker "
+                   "polls them and rebuilds feeds, web serves them.")
 @click.option("--host", help="Address to listen on (default from config: 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default from config: 8080).")
 @click.option("--workers", type=click.IntRange(min=1),
               help="Server processes (default from config: 1); rate limits and pull counts "
                    "are per process.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=os.cpu_count() or 1,
+              show_default="the CPU count", help="Worker role: tasks run at once, each in "
+                                                  "a process of its own.")
 @with_settings
-def run(settings: Settings, storage: Storage, host: str | None, port: int | None,
-        workers: int | None) -> None:
-    """Ingest seeds, publish the topic feeds and serve them until Ctrl-C.
+def run(settings: Settings, storage: Storage, role: str, host: str | None, port: int | None,
+        workers: int | None, concurrency: int) -> None:
+    """Ingest seeds and feed sources, publish the topic feeds and serve them until Ctrl-C.
 
     Seeds are scanned again every [seeds] scan_interval seconds; only topics whose
-    articles changed are rebuilt.
+    articles changed are rebuilt. `--role` splits this over processes and machines.
     """
     import scheduler
 
-    scheduler.run(settings.with_server(host, port, workers), storage)
+    settings = settings.with_server(host, port, workers)
+    if role != "all" and not storage.shared:
+        raise click.ClickException(
+            f"--role {role} needs PostgreSQL storage shared by every process: set [storage] "
+            "url = \"postgresql://...\" (see `nashra db migrate`), or run --role all")
+    if role == "all":
+        scheduler.run(settings, storage)
+    elif role == "web":
+        scheduler.run_web(settings, storage)
+    elif role == "scheduler":
+        with contextlib.suppress(KeyboardInterrupt):
+            scheduler.run_scheduler(settings, storage)
+    else:
+        from feeds.tasks import run_worker
+
+        storage.close()  # the worker's processes open their own after the fork
+        run_worker(settings, concurrency)
 
 
 @cli.command()

@@ -62,6 +62,19 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class WorkerSettings:
+    """Distributed ingest (`nashra run --role scheduler|worker`): the Celery broker and timing."""
+
+    broker_url: str | None = None  # redis://... or amqp://...; None: one process only
+    queue: str = "nashra"  # installations sharing a broker need one each
+    # An unacknowledged task goes to another worker after this long (Redis; RabbitMQ
+    # redelivers as soon as the worker's connection drops), and a source queued this long
+    # ago and still due is queued again: what a dead worker costs at most.
+    visibility_timeout: int = 300
+    rebuild_delay: int = 5  # seconds from a change to the feed rebuild: changes meanwhile join it
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything Nashra reads from its configuration file."""
 
@@ -82,9 +95,10 @@ class Settings:
     sources: tuple[Source, ...] = ()
     fetch: FetchSettings = field(default_factory=lambda: FetchSettings())
     dedupe: DedupeSettings = field(default_factory=lambda: DedupeSettings())
+    workers: WorkerSettings = field(default_factory=lambda: WorkerSettings())
     admin_token: str | None = None  # for /status when the server is bound beyond loopback
     access_log: bool = False
-    workers: int = 1  # server processes; each holds its own documents, partners and counts
+    server_workers: int = 1  # server processes; each holds its own documents, partners and counts
     websub_hub: str | None = None  # told of every changed topic feed
     model_path: Path = Path(MODEL_FILE)  # the trained classifier (`nashra train`)
     decisions: dict[str, Decision] = field(default_factory=dict)  # topics not by rule alone
@@ -109,7 +123,7 @@ class Settings:
         if base_url == f"http://{self.host}:{self.port}":
             base_url = f"http://{host}:{port}"
         return replace(self, host=host, port=port, base_url=base_url,
-                       workers=workers or self.workers)
+                       server_workers=workers or self.server_workers)
 
 
 class _Table:
@@ -209,9 +223,10 @@ def parse_settings(text: str, file: str) -> Settings:
         sources=_sources(root, fetch, {t.slug for t in topics}),
         fetch=fetch,
         dedupe=_dedupe_settings(root.table("dedupe")),
+        workers=_worker_settings(root.table("workers")),
         admin_token=os.environ.get(ADMIN_TOKEN_ENV) or server.get("admin_token", str, None),
         access_log=server.get("access_log", bool, False),
-        workers=server.positive("workers", 1),
+        server_workers=server.positive("workers", 1),
         websub_hub=_websub_hub(root.table("websub")),
     )
 
@@ -246,6 +261,22 @@ def _websub_hub(table: _Table) -> str | None:
     if hub is not None and not hub.startswith(("http://", "https://")):
         raise table.error("hub", f"{hub!r} must be an http:// or https:// URL")
     return hub
+
+
+_BROKER_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://", "pyamqp://")
+
+
+def _worker_settings(table: _Table) -> WorkerSettings:
+    defaults = WorkerSettings()
+    broker = table.get("broker_url", str, None)
+    if broker is not None and not broker.startswith(_BROKER_SCHEMES):
+        raise table.error("broker_url", f"{broker!r} must be a Redis or RabbitMQ URL, e.g. "
+                                        "redis://127.0.0.1:6379/0 or amqp://guest:guest@host//")
+    return WorkerSettings(
+        broker_url=broker,
+        queue=table.get("queue", str, defaults.queue),
+        visibility_timeout=table.positive("visibility_timeout", defaults.visibility_timeout),
+        rebuild_delay=table.positive("rebuild_delay", defaults.rebuild_delay))
 
 
 def _dedupe_settings(table: _Table) -> DedupeSettings:

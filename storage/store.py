@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import secrets
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -392,7 +394,8 @@ class Storage:
     @property
     def shared(self) -> bool:
         """Whether processes on several machines may store into it at once (PostgreSQL):
-        then the near-duplicate index is kept in the database (dedupe_bands)."""
+        then the near-duplicate index is kept in the database (dedupe_bands), and the
+        distributed roles of `nashra run` can use it."""
         return is_shared(self.engine)
 
     def dedupe_window(self, since: datetime, near: Sequence[DedupeKeys] | None = None
@@ -464,6 +467,42 @@ class Storage:
         with self.engine.connect() as conn:
             value = conn.execute(sa.select(meta.c.value).where(meta.c.key == "created")).scalar()
         return datetime.fromisoformat(value)
+
+    # -- coordination between processes --------------------------------------------------
+
+    @contextmanager
+    def advisory_lock(self, name: str, wait: bool = False
+                      ) -> Iterator[Callable[[], bool] | None]:
+        """Hold PostgreSQL's advisory lock `name` while the block runs, on a connection of
+        its own. Yields a check that the lock is still held (its connection alive), or None
+        when another session holds it and `wait` is false. The lock lives with the
+        connection: a process that dies frees it."""
+        if not self.shared:
+            raise StorageError(f"lock {name!r}: advisory locks need PostgreSQL storage")
+        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big",
+                             signed=True)
+        try:
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except sa.exc.OperationalError as exc:
+            raise StorageError(f"cannot reach storage for lock {name!r}: {exc.orig}") from None
+
+        def held() -> bool:
+            try:
+                return conn.execute(sa.select(1)).scalar() == 1
+            except sa.exc.DBAPIError:
+                return False
+
+        with conn:
+            if wait:
+                conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+            elif not conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar():
+                yield None
+                return
+            try:
+                yield held
+            finally:
+                with suppress(sa.exc.DBAPIError):  # a lost connection took the lock with it
+                    conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
 
     # -- documents ------------------------------------------------------------------------
 

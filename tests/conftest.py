@@ -261,6 +261,37 @@ def nashra(tmp_path: Path):
     return run
 
 
+# --- a Celery broker for the distributed roles: Redis on 127.0.0.1, or $NASHRA_TEST_BROKER_URL
+
+BROKER_URL = os.environ.get("NASHRA_TEST_BROKER_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> str:
+    """A real broker that answers, else the test skips and says why."""
+    from kombu import Connection
+    from kombu.exceptions import OperationalError
+
+    try:
+        with Connection(BROKER_URL, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1)
+    except (OperationalError, OSError) as exc:
+        pytest.skip(f"no Celery broker at {BROKER_URL} ({exc}): start Redis or RabbitMQ, "
+                    "or set NASHRA_TEST_BROKER_URL")
+    return BROKER_URL
+
+
+@pytest.fixture
+def broker_queue(broker_url: str) -> Iterator[str]:
+    """A queue of this test's own on the broker, deleted at its end."""
+    from kombu import Connection
+
+    queue = f"nashra-test-{uuid.uuid4().hex[:8]}"
+    yield queue
+    with Connection(broker_url) as conn:
+        conn.default_channel.queue_delete(queue)
+
+
 # --- feed sources: pytest-httpserver on 127.0.0.1, small RSS feeds ----------------------
 
 

@@ -94,9 +94,9 @@ def test_a_bad_workers_value_is_a_config_error_naming_the_key(value, problem):
 def test_workers_come_from_config_and_the_command_line_wins():
     settings = parse_settings("[server]\nworkers = 3\n", "test.toml")
 
-    assert parse_settings("", "test.toml").workers == 1
-    assert settings.workers == 3
-    assert settings.with_server(None, None, 2).workers == 2
+    assert parse_settings("", "test.toml").server_workers == 1
+    assert settings.server_workers == 3
+    assert settings.with_server(None, None, 2).server_workers == 2
     assert settings.with_server(None, None).workers == 3
 
 
