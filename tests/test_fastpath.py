@@ -97,7 +97,7 @@ def test_workers_come_from_config_and_the_command_line_wins():
     assert parse_settings("", "test.toml").server_workers == 1
     assert settings.server_workers == 3
     assert settings.with_server(None, None, 2).server_workers == 2
-    assert settings.with_server(None, None).workers == 3
+    assert settings.with_server(None, None).server_workers == 3
 
 
 def test_workers_below_one_is_refused_on_the_command_line():
