@@ -163,6 +163,15 @@ def hours(n: float) -> timedelta:
     return timedelta(hours=n)
 
 
+def run_together(processes: list) -> None:
+    """Start these processes at once and wait for each; every one must exit cleanly."""
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0] * len(processes)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -7,7 +7,7 @@ import random
 from datetime import timedelta
 
 import sqlalchemy as sa
-from conftest import T0
+from conftest import T0, run_together
 
 from feeds.clusters import Deduper
 from feeds.model import Article
@@ -49,11 +49,7 @@ def test_two_processes_storing_the_same_articles_store_each_once(pg_url):
     start = context.Barrier(2)
     workers = [context.Process(target=_ingest, args=(pg_url, stories, start))
                for stories in (one, two)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
-    assert [w.exitcode for w in workers] == [0, 0]
+    run_together(workers)
 
     storage = Storage(pg_url)
     with storage.engine.connect() as conn:

@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from conftest import run_together
 
 from feeds.clusters import Deduper
 from feeds.dedupe import BANDS
@@ -114,11 +115,7 @@ def test_two_processes_storing_near_copies_at_once_make_one_cluster_each(pg_url)
     workers = [context.Process(target=_race, args=(pg_url, source, copy, together,
                                                    decided_alone))
                for source, copy in (("paper", False), ("wire", True))]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
-    assert [w.exitcode for w in workers] == [0, 0]
+    run_together(workers)
 
     storage = Storage(pg_url)
     try:
