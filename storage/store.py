@@ -516,13 +516,7 @@ class Storage:
         if not docs:
             return
         with self.engine.begin() as conn:
-            conn.execute(documents.delete().where(documents.c.path.in_([d.path for d in docs])))
-            conn.execute(documents.insert(), [
-                {"path": d.path, "media_type": d.media_type, "body": d.body, "etag": d.etag,
-                 "last_modified": d.last_modified, "built_from": d.built_from,
-                 "max_age": d.max_age}
-                for d in docs
-            ])
+            _replace_documents(conn, docs)
 
     def documents(self) -> list[Document]:
         with self.engine.connect() as conn:
@@ -635,8 +629,7 @@ class Storage:
         with self.engine.begin() as conn:
             conn.execute(archived.insert(), [{"topic": topic, "article_id": i, "page": page}
                                              for i in ids])
-            conn.execute(documents.delete().where(documents.c.path == document.path))
-            conn.execute(documents.insert().values(asdict(document)))
+            _replace_documents(conn, [document])
 
 
 _SOURCE_STATE = ("url", "title", "enabled", "etag", "last_modified", "last_fetch", "last_status",
@@ -757,6 +750,11 @@ def _key_holders(conn: Connection, keys: Sequence[DedupeKeys]) -> set[str]:
     values = sorted({c["value"] for k in keys for c in story_key_rows("", k.url, k.fingerprint)})
     return {i for chunk in _chunks(values) for i in conn.execute(
         sa.select(story_keys.c.article_id).where(story_keys.c.value.in_(chunk))).scalars()}
+
+
+def _replace_documents(conn: Connection, docs: Sequence[Document]) -> None:
+    conn.execute(documents.delete().where(documents.c.path.in_([d.path for d in docs])))
+    conn.execute(documents.insert(), [asdict(d) for d in docs])
 
 
 def _take_over(conn: Connection, old_root: str, new_root: str) -> None:
