@@ -611,12 +611,12 @@ class Storage:
 
         One connection, one read of the rows: a build asks this of every changed topic.
         """
-        held = sa.exists().where(archived.c.topic == topic,
-                                 archived.c.article_id == articles.c.id)
+        story = article_topics.c.article_id  # not articles.id: the filters then need no row
+        held = sa.exists().where(archived.c.topic == topic, archived.c.article_id == story)
         query = (_article_select(keys=False)
                  .join(article_topics, article_topics.c.article_id == articles.c.id)
                  .where(article_topics.c.topic == topic, articles.c.duplicate_of.is_(None),
-                        articles.c.id.not_in(list(shown)), ~held)
+                        story.not_in(list(shown)), ~held)
                  .order_by(article_topics.c.published, articles.c.id))
         pages = sa.select(sa.func.max(archived.c.page)).where(archived.c.topic == topic)
         with self.engine.connect() as conn:
