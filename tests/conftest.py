@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import shutil
@@ -203,11 +204,23 @@ class LiveServer:
     partners: PartnerDesk
 
 
+class Records(logging.Handler):
+    """The messages logged to the logger it is added to."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 @contextmanager
-def serving(app, port: int | None = None, access_log: bool = False) -> Iterator[str]:
+def serving(app, port: int | None = None, access_log: bool = False, **options
+            ) -> Iterator[str]:
     """`app` under a real uvicorn on 127.0.0.1 until the block ends; yields its URL."""
     port = port or free_port()
-    server = make_server(app, "127.0.0.1", port, access_log=access_log)
+    server = make_server(app, "127.0.0.1", port, access_log=access_log, **options)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -1,22 +1,35 @@
-"""The fast path in front of Starlette, the cache's refresh, and `--workers N`."""
+"""The fast path in front of Starlette (the protocol that answers stored documents itself,
+and the ASGI layer), the cache's refresh, and `--workers N`."""
 
 from __future__ import annotations
 
+import logging
 import re
+import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlsplit
 
 import feedparser
 import pytest
 import requests
 from click.testing import CliRunner
-from conftest import NASHRA, config_text, free_port, nashra_env, wait_until_answers
+from conftest import (
+    NASHRA,
+    Records,
+    config_text,
+    free_port,
+    nashra_env,
+    serving,
+    wait_until_answers,
+)
 
 from feeds.cli import cli
 from feeds.config import ConfigError, parse_settings
 from feeds.pipeline import build_documents
-from feeds.server import DocumentCache
+from feeds.server import DocumentCache, create_app
 
 VALIDATORS = ("ETag", "Last-Modified", "Cache-Control", "Vary")
 FRESH_TITLE = "الشرطة تفكك خلية إرهابية جديدة في طنجة"
@@ -63,6 +76,83 @@ def test_what_the_fast_path_does_not_serve_reaches_starlette(live_server):
 
     assert post.status_code == 405
     assert missing.status_code == 404 and "nope.rss" in missing.text
+
+
+def connect(url: str) -> socket.socket:
+    parts = urlsplit(url)
+    return socket.create_connection((parts.hostname, parts.port), timeout=10)
+
+
+def read_response(stream: BinaryIO) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 response off `stream` (a body only as long as its content-length)."""
+    status = int(stream.readline().split()[1])
+    headers = {}
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, stream.read(int(headers.get("content-length", 0)))
+
+
+def test_pipelined_requests_are_answered_in_order_whichever_path_answers(live_server):
+    """Stored documents are answered by the protocol, the rest by the app: a document asked
+    for behind a slower request must wait for it, not overtake it."""
+    paths = ["/topics/security.atom", "/status.json", "/topics/security.rss", "/nope.rss",
+             "/topics/security.json"]
+    with connect(live_server.url) as sock, sock.makefile("rb") as stream:
+        sock.sendall(b"".join(f"GET {p} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for p in paths))
+        responses = [read_response(stream) for _ in paths]
+
+    assert [status for status, _, _ in responses] == [200, 200, 200, 404, 200]
+    assert [h["content-type"].split(";")[0] for _, h, _ in responses] == [
+        "application/atom+xml", "application/json", "application/rss+xml", "text/html",
+        "application/feed+json"]
+    for path, (_, headers, body) in zip(paths, responses, strict=True):
+        if path.startswith("/topics/"):
+            assert body == requests.get(live_server.url + path, timeout=5).content
+            assert headers["etag"] and headers["date"]
+
+
+def test_http_1_0_gets_its_answer_and_the_connection_closes(live_server):
+    with connect(live_server.url) as sock, sock.makefile("rb") as stream:
+        sock.sendall(b"GET /topics/security.rss HTTP/1.0\r\n\r\n")
+        status, headers, body = read_response(stream)
+        rest = stream.read()
+
+    assert status == 200 and headers["connection"] == "close"
+    assert feedparser.parse(body).bozo == 0
+    assert rest == b""
+
+
+def test_a_busy_connection_stays_open_and_an_idle_one_closes_after_the_timeout(live_server):
+    etag = requests.get(live_server.url + "/topics/security.rss", timeout=5).headers["ETag"]
+    request = (f"GET /topics/security.rss HTTP/1.1\r\nHost: x\r\n"
+               f"If-None-Match: {etag}\r\n\r\n").encode()
+    with serving(create_app(live_server.cache), timeout_keep_alive=1) as url, \
+            connect(url) as sock, sock.makefile("rb") as stream:
+        for _ in range(6):  # 2.4 s of requests 0.4 s apart: never idle for the timeout
+            sock.sendall(request)
+            assert read_response(stream)[0] == 304
+            time.sleep(0.4)
+        sock.sendall(request)
+        assert read_response(stream)[0] == 304
+        time.sleep(1.6)
+        assert stream.read() == b""  # closed by the server
+
+
+def test_answers_from_the_protocol_are_in_the_access_log(live_server):
+    records = Records()
+    access = logging.getLogger("uvicorn.access")
+    with serving(create_app(live_server.cache), access_log=True) as url:
+        access.addHandler(records)
+        try:
+            etag = requests.get(url + "/topics/security.rss?utm=x", timeout=5).headers["ETag"]
+            requests.get(url + "/topics/security.rss", headers={"If-None-Match": etag},
+                         timeout=5)
+        finally:
+            access.removeHandler(records)
+
+    assert any('"GET /topics/security.rss?utm=x HTTP/1.1" 200' in m for m in records.messages)
+    assert any('"GET /topics/security.rss HTTP/1.1" 304' in m for m in records.messages)
 
 
 def test_refresh_reloads_after_a_build_and_keeps_unchanged_documents(settings, storage,

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import feedparser
 import pytest
 import requests
-from conftest import SEED_TITLE, serving
+from conftest import SEED_TITLE, Records, serving
 
 from feeds.model import Partner
 from feeds.partners import hash_token, new_token
@@ -161,15 +161,6 @@ def test_rate_limit_answers_429_with_retry_after_and_status_counts_pulls(live_se
     assert (greedy["pulls"], greedy["limited"]) == (2, 1)
     assert greedy["last_pull"]
     assert "greedy" in requests.get(f"{live_server.url}/status", timeout=10).text
-
-
-class Records(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
 
 
 def test_token_never_reaches_the_access_log(live_server):
