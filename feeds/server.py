@@ -302,6 +302,8 @@ class DocumentProtocol(HttpToolsProtocol):
         super().__init__(config, *args, **kwargs)
         self.documents = _fast_path(self.app).cache
         self.idle_since: float | None = None
+        self.server_headers: list | None = None
+        self.server_header_lines = b""
 
     def on_headers_complete(self) -> None:
         served = self._stored_document()
@@ -310,11 +312,8 @@ class DocumentProtocol(HttpToolsProtocol):
             return
         scope, keep_alive = self.scope, self._keeps_alive()
         reply = answer(served, scope)
-        head = [reply.head, *(name + b": " + value + b"\r\n"
-                              for name, value in self.server_state.default_headers)]
-        if not keep_alive:
-            head.append(b"connection: close\r\n")
-        self.transport.write(b"".join((*head, b"\r\n")))
+        end = b"\r\n" if keep_alive else b"connection: close\r\n\r\n"
+        self.transport.write(reply.head + self._server_lines() + end)
         if reply.body:
             self.transport.write(reply.body)
         self.cycle = _Answered  # the message's end (and any body) finds its request answered
@@ -343,6 +342,15 @@ class DocumentProtocol(HttpToolsProtocol):
                               query_string=url.query or b"",
                               http_version=self.parser.get_http_version())
         return served
+
+    def _server_lines(self) -> bytes:
+        """uvicorn's default header lines (its Date, which it renews every second)."""
+        headers = self.server_state.default_headers
+        if headers is not self.server_headers:
+            self.server_headers = headers
+            self.server_header_lines = b"".join(name + b": " + value + b"\r\n"
+                                                for name, value in headers)
+        return self.server_header_lines
 
     def _keeps_alive(self) -> bool:
         return self.scope["http_version"] != "1.0" and self.parser.should_keep_alive()
