@@ -111,8 +111,7 @@ ROLES = ("all", "scheduler", "worker", "web")
 @click.option("--host", help="Address to listen on (default from config: 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default from config: 8080).")
 @click.option("--workers", type=click.IntRange(min=1),
-              help="Server processes (default from config: 1); rate limits and pull counts "
-                   "are per process.")
+              help="Server processes (default from config: 1).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=os.cpu_count() or 1,
               show_default="the CPU count", help="Worker role: tasks run at once, each in "
                                                   "a process of its own.")

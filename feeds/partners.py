@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import secrets
-import threading
-import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from feeds.config import Settings
 from feeds.model import Partner
@@ -41,38 +37,6 @@ def syndication(partner: Partner, slug: str) -> Syndication:
                        prefix=PARTNER_PREFIX)
 
 
-@dataclass
-class TokenBucket:
-    """`rate` pulls a minute, in bursts of up to `rate`."""
-
-    rate: int
-    tokens: float = field(init=False)
-    stamp: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.tokens = float(self.rate)
-
-    def take(self) -> int:
-        """0 when a pull may go ahead (and is counted), else the seconds to wait."""
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate / 60)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0
-        return math.ceil((1 - self.tokens) * 60 / self.rate)
-
-
-@dataclass
-class Pulls:
-    """What one partner did since the server started, for /status."""
-
-    bucket: TokenBucket
-    count: int = 0
-    limited: int = 0
-    last: datetime | None = None
-
-
 class PartnerDesk:
     """The partners' side of the server: who a token is, what they may pull, their feeds.
 
@@ -83,26 +47,15 @@ class PartnerDesk:
     def __init__(self, settings: Settings, storage: Storage, cache: DocumentCache):
         self.settings, self.storage, self.cache = settings, storage, cache
         self._key = storage.partner_key()
-        self._lock = threading.Lock()
         self._partners: tuple[Partner, ...] = ()
-        self._pulls: dict[str, Pulls] = {}
         self._built: dict[tuple[str, str], Served] = {}
         self.reload()
 
     def reload(self) -> None:
         """Read the partners again (added, rotated or removed while serving)."""
-        partners = tuple(self.storage.partners())
-        with self._lock:
-            self._partners = partners
-            self._pulls = {p.name: self._kept_pulls(p) for p in partners}
-            self._built = {k: v for k, v in self._built.items() if k[0] in self._pulls}
-
-    def _kept_pulls(self, partner: Partner) -> Pulls:
-        """The partner's counts and bucket so far, or new ones when its rate changed."""
-        pulls = self._pulls.get(partner.name)
-        if pulls is None or pulls.bucket.rate != partner.rate:
-            return Pulls(TokenBucket(partner.rate))
-        return pulls
+        self._partners = partners = tuple(self.storage.partners())
+        names = {p.name for p in partners}
+        self._built = {k: v for k, v in self._built.items() if k[0] in names}
 
     def find(self, token: str) -> Partner | None:
         """The partner holding `token`; every hash is compared, in constant time."""
@@ -120,16 +73,9 @@ class PartnerDesk:
                 and self.cache.get(feed_path(slug, kind)) is not None)
 
     def take(self, partner: Partner) -> int:
-        """Count a pull; 0 when it may go ahead, else the seconds until it may."""
-        with self._lock:
-            pulls = self._pulls[partner.name]
-            wait = pulls.bucket.take()
-            if wait:
-                pulls.limited += 1
-            else:
-                pulls.count += 1
-                pulls.last = datetime.now(UTC)
-        return wait
+        """Count a pull; 0 when it may go ahead, else the seconds until it may. The bucket
+        is in storage, shared by every server process."""
+        return self.storage.take_pull(partner.name, partner.rate)
 
     def document(self, partner: Partner, name: str) -> Served:
         """The partner's feed `name`, built again when its topic's public feed changed."""
@@ -151,10 +97,13 @@ class PartnerDesk:
             self._built[(partner.name, name)] = Served.of(document, key=(public, partner))
 
     def status(self) -> list[dict]:
-        with self._lock:
-            return [{"name": p.name, "topics": list(p.topics), "pulls": self._pulls[p.name].count,
-                     "limited": self._pulls[p.name].limited,
-                     "last_pull": _iso(self._pulls[p.name].last)} for p in self._partners]
+        usage = self.storage.partner_usage()
+        rows = []
+        for partner in self._partners:
+            pulls, limited, last = usage.get(partner.name, (0, 0, None))
+            rows.append({"name": partner.name, "topics": list(partner.topics), "pulls": pulls,
+                         "limited": limited, "last_pull": _iso(last)})
+        return rows
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -437,7 +437,7 @@ async def _partner_feed(request: Request, token: str) -> Response:
     partner = desk.find(token) if desk is not None and token else None
     if partner is None or not desk.may_pull(partner, name):
         return _not_found(f"{PARTNER_PREFIX}topics/{name}")
-    wait = desk.take(partner)
+    wait = await run_in_threadpool(desk.take, partner)  # a write to storage
     if wait:
         return Response(f"too many requests; retry in {wait} s\n", status_code=429,
                         headers={"Retry-After": str(wait)}, media_type="text/plain")

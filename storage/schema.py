@@ -173,6 +173,24 @@ def _partner_columns() -> list[sa.Column]:
 partners = sa.Table("partners", metadata, *_partner_columns())
 
 
+def _partner_usage_columns() -> list[sa.Column]:
+    """Added in version 8: each partner's pulls and rate-limit bucket, in storage so every
+    server process shares them (each kept its own: N workers let a partner pull N times
+    its rate, and /status showed one worker's counts)."""
+    return [
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("rate", sa.Integer, nullable=False),  # the rate the bucket was filled at
+        sa.Column("tokens", sa.Float, nullable=False),
+        sa.Column("refilled", sa.Float, nullable=False),  # seconds since the epoch
+        sa.Column("pulls", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("limited", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("last_pull", UTCDateTime),
+    ]
+
+
+partner_usage = sa.Table("partner_usage", metadata, *_partner_usage_columns())
+
+
 def _archived_columns() -> list[sa.Column]:
     """Added in version 5: which stories each topic's frozen archive pages hold."""
     return [
@@ -342,10 +360,15 @@ def _v7_dedupe_bands(op: Operations) -> None:
     fill_dedupe_bands(conn)
 
 
+def _v8_partner_usage(op: Operations) -> None:
+    """Partner pulls and rate limits, shared by all server processes."""
+    op.create_table("partner_usage", *_partner_usage_columns())
+
+
 # UPGRADES[n - 2] takes a database from version n - 1 to version n.
 UPGRADES: list[Callable[[Operations], None]] = [_v2_feed_sources, _v3_xhtml_bodies,
                                                  _v4_dedupe, _v5_partners, _v6_story_keys,
-                                                 _v7_dedupe_bands]
+                                                 _v7_dedupe_bands, _v8_partner_usage]
 SCHEMA_VERSION = len(UPGRADES) + 1
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import secrets
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, fields
@@ -28,6 +30,7 @@ from storage.schema import (
     is_shared,
     meta,
     migrate,
+    partner_usage,
     partners,
     sources,
     story_key_rows,
@@ -588,7 +591,42 @@ class Storage:
 
     def remove_partner(self, name: str) -> bool:
         with self.engine.begin() as conn:
+            conn.execute(partner_usage.delete().where(partner_usage.c.name == name))
             return conn.execute(partners.delete().where(partners.c.name == name)).rowcount > 0
+
+    def take_pull(self, name: str, rate: int) -> int:
+        """Count a pull by partner `name`, allowed `rate` pulls a minute in bursts of up to
+        `rate`: 0 when it may go ahead, else the seconds until it may.
+
+        A token bucket in one row, taken from by one UPDATE, so every server process (and
+        every machine) shares it: the database orders concurrent pulls. A changed rate
+        starts a full bucket.
+        """
+        now, usage = time.time(), partner_usage.c
+        refill = usage.tokens + (now - usage.refilled) * rate / 60
+        tokens = sa.case((usage.rate != rate, float(rate)), (refill > rate, float(rate)),
+                         else_=refill)
+        mine = partner_usage.update().where(usage.name == name)
+        with self.engine.begin() as conn:
+            conn.execute(insert_or(conn, partner_usage).values(
+                name=name, rate=rate, tokens=float(rate), refilled=now))
+            taken = conn.execute(mine.where(tokens >= 1).values(
+                rate=rate, tokens=tokens - 1, refilled=now, pulls=usage.pulls + 1,
+                last_pull=datetime.now(UTC))).rowcount
+            if taken:
+                return 0
+            left = conn.execute(mine.values(rate=rate, tokens=tokens, refilled=now,
+                                            limited=usage.limited + 1)
+                                .returning(usage.tokens)).scalar_one()
+        return math.ceil((1 - left) * 60 / rate)
+
+    def partner_usage(self) -> dict[str, tuple[int, int, datetime | None]]:
+        """Partner name -> (pulls, refused pulls, last pull), counted since it was added."""
+        query = sa.select(partner_usage.c.name, partner_usage.c.pulls, partner_usage.c.limited,
+                          partner_usage.c.last_pull)
+        with self.engine.connect() as conn:
+            return {name: (pulls, limited, last) for name, pulls, limited, last
+                    in conn.execute(query)}
 
     def partner_key(self) -> bytes:
         """This install's key for hashing partner tokens, made on first use.

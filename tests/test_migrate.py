@@ -34,6 +34,7 @@ def _filled(settings, make_article) -> str:
     storage.save_articles(Deduper().assign(copies, {}))
     storage.save_partner(Partner("gazette", "ab" * 32, ("security",), utm_source="gazette"))
     storage.partner_key()
+    storage.take_pull("gazette", 60)
     build_documents(settings, storage)
     page = storage.documents()[0]
     storage.freeze_archive("security", 1, [copies[0].id], page)

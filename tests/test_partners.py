@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import sqlite3
 from contextlib import closing
 from urllib.parse import parse_qs, urlsplit
@@ -10,12 +11,13 @@ from urllib.parse import parse_qs, urlsplit
 import feedparser
 import pytest
 import requests
-from conftest import SEED_TITLE, Records, serving
+from conftest import SEED_TITLE, Records, run_together, serving
 
 from feeds.model import Partner
 from feeds.partners import hash_token, new_token
 from feeds.pipeline import build_documents
 from feeds.server import create_app
+from storage import Storage
 
 PLAIN = {"Accept-Encoding": "identity"}
 ARTICLE_URL = "https://news.example.org/story?id=7"
@@ -161,6 +163,36 @@ def test_rate_limit_answers_429_with_retry_after_and_status_counts_pulls(live_se
     assert (greedy["pulls"], greedy["limited"]) == (2, 1)
     assert greedy["last_pull"]
     assert "greedy" in requests.get(f"{live_server.url}/status", timeout=10).text
+
+
+def _pull(url: str, start, allowed) -> None:
+    """One server process taking pulls from the shared bucket, as the partner's requests
+    land on it."""
+    storage = Storage(url)
+    start.wait()
+    for _ in range(10):
+        if storage.take_pull("shared", 3) == 0:
+            with allowed.get_lock():
+                allowed.value += 1
+    storage.close()
+
+
+@pytest.mark.both_backends
+def test_server_processes_share_a_partners_bucket_and_counts(storage, storage_url):
+    """With `--workers N` every process takes from the same bucket: a partner gets its
+    rate, not N times it, and /status counts every process's pulls."""
+    context = multiprocessing.get_context("spawn")
+    start, allowed = context.Barrier(3), context.Value("i", 0)
+    run_together([context.Process(target=_pull, args=(storage_url, start, allowed))
+                  for _ in range(3)])
+
+    pulls, limited, last = storage.partner_usage()["shared"]
+    assert allowed.value == pulls == 3  # a bucket of 3, refilling one pull every 20 s
+    assert limited == 30 - 3 and last is not None
+    assert 0 < storage.take_pull("shared", 3) <= 20
+    assert storage.take_pull("shared", 60) == 0  # a new rate starts a full bucket
+    assert storage.remove_partner("shared") is False  # no such partner, but its usage goes
+    assert "shared" not in storage.partner_usage()
 
 
 def test_token_never_reaches_the_access_log(live_server):
