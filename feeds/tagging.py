@@ -26,6 +26,7 @@ from feeds.model import Article, EntityRef, Rule, Topic
 from feeds.text import direction, written_direction
 
 if TYPE_CHECKING:
+    from feeds.config import Decision
     from feeds.learn import TopicModel
 
 TITLE_WEIGHT = 2
@@ -389,18 +390,24 @@ class Tagger:
     # -- explain ----------------------------------------------------------------------------
 
     def explain(self, article: Article) -> list[str]:
-        """Lines saying, per topic, which rule parts matched which words, and the score;
-        then each entity found and where."""
+        """Lines saying, per topic, which rule parts matched which words, and the score; for
+        a topic the model decides, its probability and threshold and what tagged it (the
+        same verdict as `tags`); then each entity found and where."""
         text, title_end, hits = self.find(article)
         scores = self._scores(hits, title_end)
+        decisions = self.model.decisions if self.model is not None else {}
+        probabilities = self.model.label_probabilities(article) if decisions else {}
         lines = [f"topics (score: {TITLE_WEIGHT} per word found in the title, 1 in the body)"]
         for topic in self.topics:
             found = scores.get(topic.slug, TopicScore(topic.slug, False, 0, topic.min_score))
-            named = topic.slug in article.topics
-            verdict = "tagged" if found.tagged or named else "not tagged"
-            lines.append(f"  {topic.slug}: {verdict}{' (named by its source)' if named else ''}"
+            how = decisions.get(topic.slug)
+            by = (how.deciders(probabilities[how.label], found.tagged) if how
+                  else ("rule",) * found.tagged)
+            lines.append(f"  {topic.slug}: {_verdict(by, how, topic.slug in article.topics)}"
                          f" - rule {'holds' if found.held else 'does not hold'}, "
                          f"score {found.score}, min_score {found.min_score}")
+            if how:
+                lines.append(f"    {_model_line(how, probabilities[how.label])}")
             lines += self._explain_rule(topic.rule, hits, (text, title_end), "    ")
         entity_pids: dict[str, list[int]] = {}
         for pid in sorted(hits):
@@ -446,3 +453,20 @@ class Tagger:
         return "; ".join(
             f"{place}: " + ", ".join(w + (f" x{n}" if n > 1 else "") for w, n in counts.items())
             for place, counts in places.items() if counts)
+
+
+def _verdict(by: tuple[str, ...], how: Decision | None, named: bool) -> str:
+    """"tagged", "not tagged", and for a topic the model decides what tagged it."""
+    if named:
+        return "tagged (named by its source)"
+    if not by:
+        return "not tagged"
+    return "tagged by " + " and ".join(f"the {who}" for who in by) if how else "tagged"
+
+
+def _model_line(how: Decision, probability: float) -> str:
+    """The model's part in a verdict: its probability, the threshold, how they combine."""
+    reaches = ">=" if probability >= how.threshold else "<"
+    rule = "the rule or the model" if how.decide == "both" else "the model alone"
+    return (f"model: probability {probability:.3f} for label {how.label!r} {reaches} "
+            f'threshold {how.threshold:g} (decide = "{how.decide}": {rule})')
