@@ -260,13 +260,16 @@ def max_age(articles: Sequence[Article]) -> int:
 
 
 def topic_fingerprint(settings: Settings, topic: Topic, articles: Sequence[Article]) -> str:
-    """What a topic's feeds are built from: when it is unchanged, so are their bytes."""
+    """What a topic's feeds are built from: when it is unchanged, so are their bytes. The
+    labels of the entries' categories are in it, so a topic title or gazetteer name edited
+    rebuilds the feeds that show it."""
+    categories = category_labels(settings, topic.language)
     return fingerprint(
         BUILD_VERSION, settings.base_url, settings.site_titles, settings.language,
         settings.websub_hub, [topic.slug, topic.language, topic.titles, topic.descriptions],
         [[a.id, a.updated, a.content_hash, a.topics, _credits(a.origin, *a.reported_by)]
          for a in articles],
-        {t.slug: t.titles for t in settings.topics},
+        {tag: categories[tag] for a in articles for tag in a.topics if tag in categories},
     )
 
 

@@ -178,6 +178,19 @@ def test_entity_categories_are_labelled_in_the_topics_language(settings, make_ar
     assert rss_labels == {"world", united_nations, morocco}
 
 
+def test_a_renamed_entity_rebuilds_the_feeds_that_label_it(settings, storage, monkeypatch):
+    ingest_seeds(settings, storage)
+    build_documents(settings, storage)
+    renamed = {**entity_labels("ar"), "org:isis": "تنظيم الدولة"}
+    monkeypatch.setattr("feeds.publish.entity_labels", lambda language: renamed)
+
+    rebuilt = {d.path: d.body for d in build_documents(settings, storage)}
+
+    assert {"topics/security.atom", "topics/terrorism.atom"} <= set(rebuilt)
+    assert "topics/sports.atom" not in rebuilt  # no entry of it is about ISIS
+    assert 'label="تنظيم الدولة"' in rebuilt["topics/security.atom"].decode()
+
+
 def test_an_entity_feed_is_built_on_request(settings, storage, seeds_dir):
     ingest_seeds(settings, storage)
 
