@@ -28,6 +28,7 @@ from feeds.pipeline import (
 )
 from feeds.polling import check_source, make_fetcher, poll_all, sync_config_sources
 from feeds.publish import FEED_KINDS, feed_path, sources_opml
+from feeds.tagging import Tagger
 from feeds.websub import HubPinger, changed_feed_urls
 from storage import Storage, StorageError
 
@@ -266,14 +267,21 @@ def tag() -> None:
 @click.argument("article")
 @with_settings
 def tag_explain(settings: Settings, storage: Storage, article: str) -> None:
-    """Which rule parts and entities matched ARTICLE (title or body, which words), the scores."""
+    """Which rule parts and entities matched ARTICLE (title or body, which words), the scores,
+    and for topics the trained model decides, its probability and what tagged them."""
     found = _stored(storage, article)
     sources = {s.name: s.topics for s in storage.sources()}
     click.echo(f"{found.id}  {found.source}  {found.title}")
     click.echo(f"stored tags: {' '.join(found.topics) or '-'}")
     click.echo("")
     named = found.with_topics(named_topics(settings, sources, found))
-    for line in make_tagger(settings).explain(named):
+    try:
+        tagger = make_tagger(settings)
+    except ConfigError as exc:  # the model's: the rules can be explained all the same
+        tagger = Tagger(settings.topics)
+        click.echo(f"model: {exc} (below: the rules alone, for "
+                   f"{', '.join(settings.decisions)})")
+    for line in tagger.explain(named):
         click.echo(line)
 
 

@@ -60,6 +60,13 @@ class Decision:
     label: str
     threshold: float
 
+    def deciders(self, probability: float, by_rule: bool) -> tuple[str, ...]:
+        """What tags the topic, given the model's `probability` and whether its rule tagged
+        it: "rule" and/or "model", or nothing (not tagged). One place for the verdict, so
+        `nashra tag explain` says what tagging does."""
+        model = ("model",) if probability >= self.threshold else ()
+        return (("rule",) if by_rule and self.decide == "both" else ()) + model
+
 
 @dataclass(frozen=True)
 class WorkerSettings:

@@ -219,18 +219,22 @@ class TopicModel:
         """One row per example, one probability per label (each label on its own)."""
         return self.pipeline.predict_proba([(e.title, e.body) for e in examples])
 
+    def label_probabilities(self, article: Article) -> dict[str, float]:
+        """label -> the probability that `article` has it."""
+        row = self.probabilities(
+            [example(article.title, plain_text(article.content_html), (), article.id)])[0]
+        return dict(zip(self.labels, row.tolist(), strict=True))
+
     def decide(self, article: Article, by_rule: set[str]) -> set[str]:
         """The topics `article` gets: those `by_rule` gave it, changed for the topics this
         model decides (`decide = "model"`: its probability reaches the topic's threshold;
-        `"both"`: the rule's or the model's verdict)."""
+        `"both"`: the rule's or the model's verdict; see Decision.deciders)."""
         if not self.decisions:
             return by_rule
-        scores = dict(zip(self.labels, self.probabilities(
-            [example(article.title, plain_text(article.content_html), (), article.id)])[0],
-            strict=True))
+        scores = self.label_probabilities(article)
         chosen = set(by_rule)
         for slug, how in self.decisions.items():
-            if scores[how.label] >= how.threshold or (how.decide == "both" and slug in by_rule):
+            if how.deciders(scores[how.label], slug in by_rule):
                 chosen.add(slug)
             else:
                 chosen.discard(slug)
@@ -257,7 +261,8 @@ def load(path: Path) -> TopicModel:
     try:
         saved = joblib.load(path)
     except FileNotFoundError:
-        raise LearnError(f"{path}: no trained model; {fix}") from None
+        raise LearnError(f"{path} ([model] path): no trained model; run `nashra train` to "
+                         "write it") from None
     except Exception as exc:  # whatever a damaged pickle raises
         raise LearnError(f"{path}: not a Nashra model ({exc}); {fix}") from None
     if not isinstance(saved, dict) or saved.get("format") != MODEL_FORMAT:

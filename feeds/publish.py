@@ -60,6 +60,13 @@ def feed_path(slug: str, kind: str) -> str:
     return f"{feed_folder(slug)}/{slug}.{kind}"
 
 
+def home_page(base_url: str, slug: str) -> str:
+    """The page a feed is the feed of: its topic's entry on the index page; for an entity,
+    the index itself, which lists topics only (entities are many, and their feeds are
+    built when first asked for)."""
+    return f"{base_url}/#{slug}" if feed_folder(slug) == "topics" else f"{base_url}/"
+
+
 def stylesheet_path(language: str) -> str:
     return f"style/{language}.xsl"
 
@@ -260,13 +267,16 @@ def max_age(articles: Sequence[Article]) -> int:
 
 
 def topic_fingerprint(settings: Settings, topic: Topic, articles: Sequence[Article]) -> str:
-    """What a topic's feeds are built from: when it is unchanged, so are their bytes."""
+    """What a topic's feeds are built from: when it is unchanged, so are their bytes. The
+    labels of the entries' categories are in it, so a topic title or gazetteer name edited
+    rebuilds the feeds that show it."""
+    categories = category_labels(settings, topic.language)
     return fingerprint(
         BUILD_VERSION, settings.base_url, settings.site_titles, settings.language,
         settings.websub_hub, [topic.slug, topic.language, topic.titles, topic.descriptions],
         [[a.id, a.updated, a.content_hash, a.topics, _credits(a.origin, *a.reported_by)]
          for a in articles],
-        {t.slug: t.titles for t in settings.topics},
+        {tag: categories[tag] for a in articles for tag in a.topics if tag in categories},
     )
 
 
@@ -326,7 +336,7 @@ def _set_links(generator: FeedGenerator, settings: Settings, topic: Topic, path:
     # feedgen takes the RSS channel <link> from the last link() call, so alternate goes last.
     generator.link(href=f"{settings.base_url}/{path}", rel="self",
                    type=MEDIA_TYPES[kind].split(";")[0], replace=True)
-    generator.link(href=f"{settings.base_url}/#{topic.slug}", rel="alternate",
+    generator.link(href=home_page(settings.base_url, topic.slug), rel="alternate",
                    type="text/html")
 
 
@@ -417,7 +427,7 @@ def json_feed(settings: Settings, topic: Topic, articles: Sequence[Article],
     feed = {
         "version": JSON_FEED_VERSION,
         "title": label_for(f"{topic.title} - {settings.site_title}", language),
-        "home_page_url": f"{base}/#{topic.slug}",
+        "home_page_url": home_page(base, topic.slug),
         "feed_url": f"{base}/{syndication.prefix}{feed_path(topic.slug, 'json')}",
         "description": label_for(topic.description, language),
         "language": language,
@@ -463,7 +473,7 @@ def build_opml(settings: Settings, updated: datetime) -> Document:
                       text=label_for(topic.title, topic.language),
                       title=label_for(topic.title, topic.language),
                       xmlUrl=f"{settings.base_url}/{feed_path(topic.slug, 'atom')}",
-                      htmlUrl=f"{settings.base_url}/#{topic.slug}")
+                      htmlUrl=home_page(settings.base_url, topic.slug))
     ET.indent(opml)
     data = ET.tostring(opml, encoding="utf-8", xml_declaration=True) + b"\n"
     return Document(OPML_PATH, MEDIA_TYPES["opml"], data, etag(data), updated,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -26,6 +26,7 @@ from feeds.model import Article, EntityRef, Rule, Topic
 from feeds.text import direction, written_direction
 
 if TYPE_CHECKING:
+    from feeds.config import Decision
     from feeds.learn import TopicModel
 
 TITLE_WEIGHT = 2
@@ -154,17 +155,24 @@ class Matcher:
 
 @dataclass(frozen=True)
 class Entity:
-    """A person, place or organization: its tag ("org:isis"), display name and aliases."""
+    """A person, place or organization: its tag ("org:isis"), display name, aliases, and
+    the alias to show in each language the gazetteer knows it in (language -> alias)."""
 
     tag: str
     name: str
     aliases: tuple[str, ...]
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
 
     def label(self, language: str) -> str:
-        """Its name for readers of `language`: the first alias written in that language's
-        direction (Arabic names for Arabic feeds, Latin ones for French or English)."""
+        """Its name for readers of `language` ("fr", "ar-MA"): the alias the gazetteer gives
+        for that language (CLDR's name of a country, region or city; a row's `fr=...`).
+        Without one, the first alias written in the language's direction: the first Arabic
+        name for Arabic, the first Latin one for French or English (a row lists French
+        before English, and marks an English name that differs); else the first name."""
+        known = self.labels.get(language.split("-")[0].lower())
         wanted = direction(language)
-        return next((a for a in self.aliases if written_direction(a) == wanted), self.name)
+        return known or next((a for a in self.aliases if written_direction(a) == wanted),
+                             self.name)
 
 
 def gazetteer() -> dict[str, Entity]:
@@ -181,31 +189,53 @@ def entity_labels(language: str) -> dict[str, str]:
 
 @lru_cache(maxsize=4)
 def _gazetteer(table: str) -> dict[str, Entity]:
+    """CLDR's rows, then the table's, applied in order: a later row's label wins."""
     names: dict[str, list[str]] = {}
+    labels: dict[str, dict[str, str]] = {}
     for tag, aliases in (*_cldr_places(), *_rows(table)):
-        known = names.setdefault(tag, [])
+        known, shown = names.setdefault(tag, []), labels.setdefault(tag, {})
         for alias in aliases:
-            if alias == "-":
-                known.clear()
-            elif alias.startswith("-"):
-                known[:] = [a for a in known if a != alias[1:]]
-            elif alias not in known:
-                known.append(alias)
-    return {tag: Entity(tag, aliases[0], tuple(aliases))
+            _apply(alias, known, shown)
+    return {tag: Entity(tag, aliases[0], tuple(aliases), labels[tag])
             for tag, aliases in names.items() if aliases}
 
 
+# An alias shown in one language: "fr=Nations unies" (a language code, "=", the alias).
+_LABEL = re.compile(r"([a-z]{2,3})=(.+)")
+
+
+def _apply(alias: str, known: list[str], shown: dict[str, str]) -> None:
+    """One alias of a row: "-" drops the entity, "-name" an alias (and the label it was),
+    "fr=name" adds an alias shown in French feeds, "name" an alias."""
+    if alias == "-":
+        known.clear()
+        shown.clear()
+    elif alias.startswith("-"):
+        known[:] = [a for a in known if a != alias[1:]]
+        for language in [lang for lang, name in shown.items() if name == alias[1:]]:
+            del shown[language]
+    else:
+        if labelled := _LABEL.fullmatch(alias):
+            language, alias = labelled.groups()
+            shown[language] = alias
+        if alias not in known:
+            known.append(alias)
+
+
 def _rows(table: str) -> Iterable[tuple[str, list[str]]]:
-    """(tag, names) of each row: TAG <tab> name | alias | -dropped alias."""
+    """(tag, names) of each row: TAG <tab> name | alias | fr=shown alias | -dropped alias."""
     for number, line in enumerate(table.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         row = line.split("\t")
-        if len(row) != 2 or not _TAG.fullmatch(row[0].strip()):
-            raise ValueError(f"{GAZETTEER_FILE} line {number}: write KIND:ID <tab> name | alias,"
-                             f" KIND one of {', '.join(ENTITY_KINDS)}, ID lowercase letters,"
-                             f" digits and dashes; got {line!r}")
-        yield row[0].strip(), [a.strip() for a in row[1].split("|") if a.strip()]
+        aliases = [a.strip() for a in row[-1].split("|") if a.strip()]
+        if len(row) != 2 or not _TAG.fullmatch(row[0].strip()) or any(
+                "=" in a and not _LABEL.fullmatch(a) for a in aliases):
+            raise ValueError(f"{GAZETTEER_FILE} line {number}: write KIND:ID <tab> name | alias"
+                             f" | fr=alias shown in French, KIND one of"
+                             f" {', '.join(ENTITY_KINDS)}, ID lowercase letters, digits and"
+                             f" dashes; got {line!r}")
+        yield row[0].strip(), aliases
 
 
 # CLDR territories that are no country or region (UN, EU are organizations in the TSV).
@@ -214,21 +244,35 @@ _NOT_PLACES = {"UN", "EU", "EZ", "QO", "XA", "XB", "ZZ", "001"}
 
 @lru_cache(maxsize=1)
 def _cldr_places() -> tuple[tuple[str, list[str]], ...]:
-    """Countries, regions and time-zone cities named in Arabic, French and English (CLDR)."""
+    """Countries, regions and time-zone cities named in Arabic, French and English (CLDR),
+    each name the label in its language. A city named as its country (place:malta) adds
+    its spellings unlabelled: the country's names are CLDR's own, the city's English one
+    is the time zone's unaccented id (Curacao)."""
     from babel import Locale
 
     ar, fr, en = (Locale(code) for code in ("ar", "fr", "en"))
-    places = []
+    places = {}
     for code, english in en.territories.items():
         if code not in _NOT_PLACES and code in ar.territories:
-            places.append((english, [ar.territories[code], fr.territories[code], english]))
+            places[f"place:{_slug(english)}"] = _in_languages(
+                (ar.territories[code], fr.territories[code], english))
+    cities = []
     for zone, names in ar.time_zones.items():
         parts = zone.split("/")
         if "city" in names and len(parts) == 2 and parts[0] not in ("Etc", "Antarctica"):
             english = parts[1].replace("_", " ")
             french = fr.time_zones.get(zone, {}).get("city", english)
-            places.append((english, [names["city"], french, english]))
-    return tuple((f"place:{_slug(english)}", aliases) for english, aliases in places)
+            tag = f"place:{_slug(english)}"
+            cities.append((tag, _in_languages((names["city"], french, english),
+                                              labelled=tag not in places)))
+    return (*places.items(), *cities)
+
+
+def _in_languages(names: tuple[str, str, str], labelled: bool = True) -> list[str]:
+    """Arabic, French and English names as a row's aliases, each (when `labelled`) the
+    label in its language."""
+    return [f"{language}={name}" if labelled else name
+            for language, name in zip(("ar", "fr", "en"), names, strict=True)]
 
 
 def _slug(text: str) -> str:
@@ -389,18 +433,24 @@ class Tagger:
     # -- explain ----------------------------------------------------------------------------
 
     def explain(self, article: Article) -> list[str]:
-        """Lines saying, per topic, which rule parts matched which words, and the score;
-        then each entity found and where."""
+        """Lines saying, per topic, which rule parts matched which words, and the score; for
+        a topic the model decides, its probability and threshold and what tagged it (the
+        same verdict as `tags`); then each entity found and where."""
         text, title_end, hits = self.find(article)
         scores = self._scores(hits, title_end)
+        decisions = self.model.decisions if self.model is not None else {}
+        probabilities = self.model.label_probabilities(article) if decisions else {}
         lines = [f"topics (score: {TITLE_WEIGHT} per word found in the title, 1 in the body)"]
         for topic in self.topics:
             found = scores.get(topic.slug, TopicScore(topic.slug, False, 0, topic.min_score))
-            named = topic.slug in article.topics
-            verdict = "tagged" if found.tagged or named else "not tagged"
-            lines.append(f"  {topic.slug}: {verdict}{' (named by its source)' if named else ''}"
+            how = decisions.get(topic.slug)
+            by = (how.deciders(probabilities[how.label], found.tagged) if how
+                  else ("rule",) * found.tagged)
+            lines.append(f"  {topic.slug}: {_verdict(by, how, topic.slug in article.topics)}"
                          f" - rule {'holds' if found.held else 'does not hold'}, "
                          f"score {found.score}, min_score {found.min_score}")
+            if how:
+                lines.append(f"    {_model_line(how, probabilities[how.label])}")
             lines += self._explain_rule(topic.rule, hits, (text, title_end), "    ")
         entity_pids: dict[str, list[int]] = {}
         for pid in sorted(hits):
@@ -446,3 +496,20 @@ class Tagger:
         return "; ".join(
             f"{place}: " + ", ".join(w + (f" x{n}" if n > 1 else "") for w, n in counts.items())
             for place, counts in places.items() if counts)
+
+
+def _verdict(by: tuple[str, ...], how: Decision | None, named: bool) -> str:
+    """"tagged", "not tagged", and for a topic the model decides what tagged it."""
+    if named:
+        return "tagged (named by its source)"
+    if not by:
+        return "not tagged"
+    return "tagged by " + " and ".join(f"the {who}" for who in by) if how else "tagged"
+
+
+def _model_line(how: Decision, probability: float) -> str:
+    """The model's part in a verdict: its probability, the threshold, how they combine."""
+    reaches = ">=" if probability >= how.threshold else "<"
+    rule = "the rule or the model" if how.decide == "both" else "the model alone"
+    return (f"model: probability {probability:.3f} for label {how.label!r} {reaches} "
+            f'threshold {how.threshold:g} (decide = "{how.decide}": {rule})')

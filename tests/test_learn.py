@@ -17,6 +17,7 @@ from feeds.cli import cli
 from feeds.config import ConfigError, load_settings
 from feeds.model import Article
 from feeds.pipeline import make_tagger
+from storage import Storage
 
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
 VOCABULARY = {
@@ -165,7 +166,7 @@ def test_config_errors_name_the_key(tmp_path, setting, problem):
 def test_a_missing_model_is_a_config_error_naming_the_fix(tmp_path):
     settings = load_settings(write_config(tmp_path, "both"))
 
-    with pytest.raises(ConfigError, match="no trained model; run `nashra train`"):
+    with pytest.raises(ConfigError, match=r"\[model\] path\): no trained model; run `nashra t"):
         make_tagger(settings)
 
 
@@ -203,3 +204,56 @@ def test_nashra_train_on_a_bad_file_names_the_line(tmp_path):
     assert result.exit_code == 1
     assert f'{examples} line 2: "text" is missing' in result.output
     assert not (tmp_path / "model.joblib").exists()
+
+
+# --- `nashra tag explain` with the model ---------------------------------------------------
+
+SPORTS = ("الفريق يفوز في المباراة", "سجل اللاعب الهدف في الدوري أمام الجمهور")
+BASKETBALL = ("كرة السلة: الفريق يفوز في المباراة", "سجل اللاعب الهدف في الدوري")
+PRICES_AND_BASKETBALL = ("كرة السلة والتضخم", "البنك يرفع الأسعار")  # the rule holds
+
+
+def explain_stored(config: Path, stored: Article) -> str:
+    """`nashra tag explain` of `stored`, saved in the config's storage first."""
+    storage = Storage(load_settings(config).storage_url)
+    storage.save_articles([stored])
+    storage.close()
+    result = CliRunner().invoke(cli, ["tag", "explain", stored.id, "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize(("decide", "text", "verdict"), [
+    ("both", SPORTS, "tagged by the model - rule does not hold"),
+    ("both", BASKETBALL, "tagged by the rule and the model - rule holds"),
+    ("both", PRICES_AND_BASKETBALL, "tagged by the rule - rule holds"),
+    ("model", PRICES_AND_BASKETBALL, "not tagged - rule holds"),
+    ("model", SPORTS, "tagged by the model - rule does not hold"),
+])
+def test_tag_explain_shows_the_models_probability_and_what_tagged(model, tmp_path, decide,
+                                                                  text, verdict):
+    learn.save(model, tmp_path / "model.joblib")
+    config = write_config(tmp_path, decide, "threshold = 0.6")
+    stored = article(*text)
+
+    out = explain_stored(config, stored)
+
+    probability = learn.load(tmp_path / "model.joblib").label_probabilities(stored)["sport"]
+    reaches = ">=" if probability >= 0.6 else "<"
+    assert f"  sports: {verdict}, score" in out
+    assert (f"    model: probability {probability:.3f} for label 'sport' {reaches} threshold 0.6 "
+            f'(decide = "{decide}"') in out
+    tagged = "sports" in make_tagger(load_settings(config)).tags(stored)
+    assert tagged == verdict.startswith("tagged")  # what explain says is what tagging does
+
+
+def test_tag_explain_without_the_model_says_so_in_one_line_and_explains_the_rules(tmp_path):
+    config = write_config(tmp_path, "both")
+
+    out = explain_stored(config, article(*BASKETBALL))
+
+    (line,) = [line for line in out.splitlines() if line.startswith("model:")]
+    assert f"{tmp_path / 'model.joblib'} ([model] path): no trained model" in line
+    assert "run `nashra train`" in line
+    assert "  sports: tagged - rule holds" in out
+    assert "'كرة السلة': title: كره السله" in out

@@ -15,8 +15,9 @@ from conftest import SEED_TITLE, T0, hours
 from lxml import etree
 
 from feeds.clean import clean_article
-from feeds.model import Enclosure
+from feeds.model import Enclosure, Topic
 from feeds.pipeline import build_documents, build_tag, ingest_seeds
+from feeds.publish import build_topic
 from feeds.tagging import entity_labels
 from storage import Storage
 
@@ -153,6 +154,41 @@ def test_categories_are_the_articles_topics_and_entities(docs, storage, settings
         assert category.get("scheme") == f"{base}/{folder}/"
         assert category.get("label").lstrip(RLM) == labels[term]
     assert {"داعش", "فيينا", "عبد اللطيف حموشي", "أمن"} <= rss_labels
+
+
+@pytest.mark.parametrize(("language", "united_nations", "morocco"), [
+    ("ar", "الأمم المتحدة", "المغرب"),
+    ("fr", "Organisation des Nations unies", "Maroc"),
+    ("en", "United Nations", "Morocco"),
+])
+def test_entity_categories_are_labelled_in_the_topics_language(settings, make_article, language,
+                                                               united_nations, morocco):
+    topic = Topic(slug="world", language=language, titles={language: "world"},
+                  descriptions={language: "world"})
+    story = make_article("un", topics=("world", "org:un", "place:morocco"))
+
+    feeds = {d.path: d.body for d in build_topic(replace(settings, topics=(topic,)), topic,
+                                                 [story], T0)}
+
+    atom_labels = {c.get("term"): c.get("label").lstrip(RLM) for c in etree.fromstring(
+        feeds["topics/world.atom"]).iter(f"{ATOM}category")}
+    rss_labels = {c.text.lstrip(RLM) for c in etree.fromstring(
+        feeds["topics/world.rss"]).iter("category")}
+    assert atom_labels == {"world": "world", "org:un": united_nations, "place:morocco": morocco}
+    assert rss_labels == {"world", united_nations, morocco}
+
+
+def test_a_renamed_entity_rebuilds_the_feeds_that_label_it(settings, storage, monkeypatch):
+    ingest_seeds(settings, storage)
+    build_documents(settings, storage)
+    renamed = {**entity_labels("ar"), "org:isis": "تنظيم الدولة"}
+    monkeypatch.setattr("feeds.publish.entity_labels", lambda language: renamed)
+
+    rebuilt = {d.path: d.body for d in build_documents(settings, storage)}
+
+    assert {"topics/security.atom", "topics/terrorism.atom"} <= set(rebuilt)
+    assert "topics/sports.atom" not in rebuilt  # no entry of it is about ISIS
+    assert 'label="تنظيم الدولة"' in rebuilt["topics/security.atom"].decode()
 
 
 def test_an_entity_feed_is_built_on_request(settings, storage, seeds_dir):

@@ -136,6 +136,29 @@ def test_an_entity_feed_is_built_on_its_first_request_then_served_as_stored(live
     assert [item["title"] for item in json_feed["items"]] == [SEED_TITLE]
 
 
+def html_links(response: requests.Response, kind: str) -> set[str]:
+    """The page a served feed says it is the feed of: RSS <link>, Atom's alternate link,
+    JSON Feed's home_page_url."""
+    if kind == "json":
+        return {response.json()["home_page_url"]}
+    feed = feedparser.parse(response.content)
+    return {feed.feed.link} | {link.href for link in feed.feed.links if link.rel == "alternate"}
+
+
+@pytest.mark.parametrize(("feed", "page"), [("topics/security", "/#security"),
+                                            ("tags/org:isis", "/")])
+def test_a_feeds_html_link_is_a_page_the_server_has(live_server, feed, page):
+    for kind in ("rss", "atom", "json"):
+        (link,) = html_links(get(live_server, f"/{feed}.{kind}"), kind)
+        assert link == live_server.url + page
+        address, _, anchor = link.partition("#")
+        response = requests.get(address, timeout=5)
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("text/html")
+        if anchor:  # a topic's entry on the index page
+            assert lxml.html.fromstring(response.content).xpath(f'//*[@id="{anchor}"]')
+
+
 @pytest.mark.parametrize("path", ["/tags/org:no-such-group.atom", "/tags/org:isis.xml",
                                   "/tags/org:isis"])
 def test_an_unknown_entity_or_format_is_a_404(live_server, path):

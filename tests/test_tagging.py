@@ -10,7 +10,7 @@ from feeds.clean import clean_article
 from feeds.config import load_settings
 from feeds.model import Article, EntityRef, Rule, Topic
 from feeds.seedfiles import SeedProblem, scan_folder
-from feeds.tagging import Entity, Tagger, gazetteer
+from feeds.tagging import Entity, Tagger, _gazetteer, gazetteer
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 WHEN = datetime(2025, 5, 8, tzinfo=UTC)
@@ -291,6 +291,40 @@ def test_gazetteer_has_countries_and_capitals_in_three_languages():
     assert {"المغرب", "Maroc", "Morocco"} <= set(entities["place:morocco"].aliases)
     assert {"فيينا", "Vienne", "Vienna"} <= set(entities["place:vienna"].aliases)
     assert {"الرباط", "Rabat"} <= set(entities["place:rabat"].aliases)
+
+
+@pytest.mark.parametrize(("tag", "arabic", "french", "english"), [
+    ("org:un", "الأمم المتحدة", "Organisation des Nations unies", "United Nations"),
+    ("place:morocco", "المغرب", "Maroc", "Morocco"),  # CLDR: a country
+    ("place:vienna", "فيينا", "Vienne", "Vienna"),  # CLDR: a time-zone city
+    ("place:malta", "مالطا", "Malte", "Malta"),  # a city named as its country: the country's
+    ("place:tangier", "طنجة", "Tanger", "Tangier"),  # the row marks the English name
+    ("place:algiers", "الجزائر العاصمة", "Alger", "Algiers"),  # CLDR's الجزائر dropped
+    ("org:isis", "داعش", "Daech", "ISIS"),
+    ("person:abdellatif-hammouchi", "عبد اللطيف حموشي", "Abdellatif Hammouchi",
+     "Abdellatif Hammouchi"),  # no marks: the first name in each script
+])
+def test_entity_labels_are_names_in_the_feeds_language(tag, arabic, french, english):
+    entity = gazetteer()[tag]
+    assert [entity.label(language) for language in ("ar", "fr", "en")] == [arabic, french,
+                                                                          english]
+    assert entity.label("fr-CA") == french
+
+
+def test_a_rows_mark_replaces_cldrs_label_and_a_dropped_alias_takes_its_label_along():
+    entities = _gazetteer("place:vienna\tfr=Wien | -Vienna\norg:x\tإكس | X | en=Ex\n")
+    vienna, x = entities["place:vienna"], entities["org:x"]
+
+    assert [vienna.label(language) for language in ("ar", "fr", "en")] == [
+        "فيينا", "Wien", "Vienne"]  # English: the first Latin alias left
+    assert "Wien" in vienna.aliases and "Vienna" not in vienna.aliases
+    assert [x.label(language) for language in ("ar", "fr", "en")] == ["إكس", "X", "Ex"]
+    assert x.aliases == ("إكس", "X", "Ex")
+
+
+def test_a_malformed_label_mark_names_its_line():
+    with pytest.raises(ValueError, match=r"gazetteer.tsv line 2: .*fr=alias shown in French"):
+        _gazetteer("org:x\tإكس\norg:y\tواي | en =Y\n")
 
 
 def test_gazetteer_rows_drop_cldr_names_that_are_common_words():
