@@ -204,18 +204,19 @@ class DocumentCache:
 _CONDITIONS = frozenset((b"accept-encoding", b"accept", b"if-none-match", b"if-modified-since"))
 
 
-def answer(served: Served, scope: dict, privacy: str = "public") -> Answer:
-    """200 with the body in the best accepted encoding, or 304; HEAD gets no body.
+def answer(served: Served, request_headers: list[tuple[bytes, bytes]], head: bool = False,
+           privacy: str = "public") -> Answer:
+    """200 with the body in the best accepted encoding, or 304; a HEAD (`head`) gets no body.
 
-    `scope` is the ASGI scope; `privacy` is "private" for a partner's feed.
+    `request_headers` as in an ASGI scope; `privacy` is "private" for a partner's feed.
     """
-    headers = {name: value.decode("latin-1") for name, value in scope["headers"]
+    headers = {name: value.decode("latin-1") for name, value in request_headers
                if name in _CONDITIONS}
     browser = served.is_xml_feed and "text/html" in headers.get(b"accept", "")
     answers = served.answers(privacy, _encoding(headers.get(b"accept-encoding", "")), browser)
     if _not_modified(headers, served):
         return answers.not_modified
-    return answers.head if scope["method"] == "HEAD" else answers.full
+    return answers.head if head else answers.full
 
 
 @functools.lru_cache(maxsize=256)
@@ -275,7 +276,8 @@ class FastPath:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             served = self.cache.get(scope["path"].lstrip("/") or INDEX_PATH)
             if served is not None:
-                await answer(served, scope)(scope, receive, send)
+                await answer(served, scope["headers"], scope["method"] == "HEAD")(
+                    scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -305,43 +307,53 @@ class DocumentProtocol(HttpToolsProtocol):
         self.server_headers: list | None = None
         self.server_header_lines = b""
 
+    def on_message_begin(self) -> None:
+        """A request's start: its ASGI scope is made only if it goes on to the app."""
+        self.url, self.headers, self.expect_100_continue = b"", [], False
+
     def on_headers_complete(self) -> None:
-        served = self._stored_document()
+        method, url = self.parser.get_method(), httptools.parse_url(self.url)
+        served = self._stored_document(method, url.path)
         if served is None:
+            self._make_scope()
             super().on_headers_complete()
             return
-        scope, keep_alive = self.scope, self._keeps_alive()
-        reply = answer(served, scope)
+        keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() != "1.0"
+        reply = answer(served, self.headers, method == b"HEAD")
+        if self.access_log:  # before the answer, as uvicorn does: the client sees it after
+            self._log(method, url, reply.status)
         end = b"\r\n" if keep_alive else b"connection: close\r\n\r\n"
         self.transport.write(reply.head + self._server_lines() + end)
         if reply.body:
             self.transport.write(reply.body)
         self.cycle = _Answered  # the message's end (and any body) finds its request answered
-        if self.access_log:
-            self.access_logger.info('%s - "%s %s HTTP/%s" %d', get_client_addr(scope),
-                                    scope["method"], get_path_with_query_string(scope),
-                                    scope["http_version"], reply.status)
         if not keep_alive:
             self.transport.close()
         self.on_response_complete()
 
-    def _stored_document(self) -> Served | None:
+    def _make_scope(self) -> None:
+        """uvicorn's ASGI scope for this request, made only when it goes on to the app."""
+        url, headers, expect_100_continue = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()  # a new scope, holding a headers list of its own
+        self.url, self.expect_100_continue = url, expect_100_continue
+        self.headers += headers
+
+    def _stored_document(self, method: bytes, path: bytes) -> Served | None:
         """The public document this request asks for, if it can be answered now."""
-        method = self.parser.get_method()
-        if (method not in (b"GET", b"HEAD") or self.expect_100_continue
+        if (method not in (b"GET", b"HEAD") or b"%" in path or self.expect_100_continue
                 or self.parser.should_upgrade() or self.pipeline or self.flow.write_paused
                 or (self.cycle is not None and not self.cycle.response_complete)
                 or self.limit_concurrency is not None or self.logger.level <= TRACE_LOG_LEVEL):
             return None
-        url = httptools.parse_url(self.url)
-        if b"%" in url.path:
-            return None
-        served = self.documents.get(url.path.decode("ascii").lstrip("/") or INDEX_PATH)
-        if served is not None:
-            self.scope.update(method=method.decode("ascii"), path=url.path.decode("ascii"),
-                              query_string=url.query or b"",
-                              http_version=self.parser.get_http_version())
-        return served
+        return self.documents.get(path.decode("ascii").lstrip("/") or INDEX_PATH)
+
+    def _log(self, method: bytes, url, status: int) -> None:
+        """uvicorn's access log line."""
+        scope = {"client": self.client, "root_path": self.root_path,
+                 "path": url.path.decode("ascii"), "query_string": url.query or b""}
+        self.access_logger.info('%s - "%s %s HTTP/%s" %d', get_client_addr(scope),
+                                method.decode("ascii"), get_path_with_query_string(scope),
+                                self.parser.get_http_version(), status)
 
     def _server_lines(self) -> bytes:
         """uvicorn's default header lines (its Date, which it renews every second)."""
@@ -351,9 +363,6 @@ class DocumentProtocol(HttpToolsProtocol):
             self.server_header_lines = b"".join(name + b": " + value + b"\r\n"
                                                 for name, value in headers)
         return self.server_header_lines
-
-    def _keeps_alive(self) -> bool:
-        return self.scope["http_version"] != "1.0" and self.parser.should_keep_alive()
 
     # The keep-alive timeout, kept with one timer per connection, not one per request:
     # uvicorn arms a timer after each response and cancels it when the next request comes,
@@ -412,7 +421,7 @@ async def tag_feed(request: Request) -> Response:
     if not documents:
         return _not_found(path)
     cache.keep(documents)
-    return answer(cache.get(path), request.scope)
+    return answer(cache.get(path), request.scope["headers"], request.method == "HEAD")
 
 
 async def partner_by_path(request: Request) -> Response:
@@ -442,7 +451,7 @@ async def _partner_feed(request: Request, token: str) -> Response:
         return Response(f"too many requests; retry in {wait} s\n", status_code=429,
                         headers={"Retry-After": str(wait)}, media_type="text/plain")
     served = await run_in_threadpool(desk.document, partner, name)
-    return answer(served, request.scope, privacy="private")
+    return answer(served, request.scope["headers"], request.method == "HEAD", "private")
 
 
 def _not_found(path: str) -> Response:
