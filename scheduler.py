@@ -36,7 +36,14 @@ from feeds.config import Settings
 from feeds.partners import PartnerDesk
 from feeds.pipeline import Preparer, build_documents, build_tag, ingest_seeds
 from feeds.polling import make_fetcher, poll_source, sync_config_sources
-from feeds.server import DocumentCache, FastPath, Workers, create_app, make_server
+from feeds.server import (
+    DocumentCache,
+    FastPath,
+    Workers,
+    create_app,
+    is_loopback,
+    make_server,
+)
 from feeds.websub import HubPinger, changed_feed_urls
 from storage import Storage, StorageError
 
@@ -58,14 +65,15 @@ class Runtime:
     """The scheduler of one `nashra run` process and the state its jobs share.
 
     With a `queue` (the scheduler role, feeds/tasks.py) due sources and feed rebuilds go to
-    Celery workers; without one this process polls and publishes itself, and serves `cache`.
+    Celery workers; without one this process polls and publishes itself, and serves `cache`
+    (None when server processes of their own serve: `--workers N`).
     """
 
     def __init__(self, settings: Settings, storage: Storage, cache: DocumentCache | None,
                  queue: TaskQueue | None = None):
         self.settings, self.storage, self.cache, self.queue = settings, storage, cache, queue
         self.partners = PartnerDesk(settings, storage, cache) if cache else None
-        self.hub = HubPinger(settings.websub_hub) if settings.websub_hub and cache else None
+        self.hub = HubPinger(settings.websub_hub) if settings.websub_hub and not queue else None
         self.fetcher = make_fetcher(settings)
         # Its tagger takes a while to build: only a process that polls needs one.
         self.prepare = None if queue else Preparer(settings)
@@ -89,7 +97,7 @@ class Runtime:
         now = datetime.now(UTC)
         add(self.seeds_job, "interval", seconds=self.settings.scan_interval, id="seeds")
         add(self.sync_job, "interval", seconds=SYNC_SECONDS, id="sources", next_run_time=now)
-        if self.cache:
+        if not self.queue:
             add(self.publish_job, "interval", seconds=PUBLISH_SECONDS, id="publish")
         self.scheduler.start()
 
@@ -110,12 +118,14 @@ class Runtime:
             self._changed.set()
 
     def publish_job(self) -> None:
-        self.partners.reload()  # follows `nashra partners` while running
+        if self.partners:
+            self.partners.reload()  # follows `nashra partners` while running
         if self._changed.is_set():
             self._changed.clear()
             changed = build_documents(self.settings, self.storage)
             if changed:
-                self.cache.reload()
+                if self.cache:
+                    self.cache.reload()
                 if self.hub:
                     self.hub.publish(changed_feed_urls(self.settings.base_url, changed))
 
@@ -240,7 +250,8 @@ def run(settings: Settings, storage: Storage) -> None:
     """Ingest and publish once, then serve while the jobs keep everything fresh; Ctrl-C stops."""
     ingest_seeds(settings, storage, progress=sys.stderr.isatty())
     changed = build_documents(settings, storage)
-    cache = DocumentCache(storage)
+    # Server processes of their own (`--workers N`) load and compress the documents each.
+    cache = DocumentCache(storage) if settings.server_workers == 1 else None
     runtime = Runtime(settings, storage, cache)
     runtime.start()
     if runtime.hub:
@@ -293,14 +304,12 @@ def _lead(settings: Settings, storage: Storage, queue: TaskQueue,
         runtime.stop()
 
 
-def serve(settings: Settings, storage: Storage, cache: DocumentCache, partners: PartnerDesk,
-          status: Callable[[], dict]) -> None:
-    """Serve `cache` over HTTP until Ctrl-C, in [server] workers processes, with a live
-    status line on a terminal."""
-    app = create_app(cache, status=status, partners=partners,
-                     host=settings.host, admin_token=settings.admin_token,
-                     tags=functools.partial(build_tag, settings, storage))
-    if app.state.admin_required and not settings.admin_token:
+def serve(settings: Settings, storage: Storage, cache: DocumentCache | None,
+          partners: PartnerDesk | None, status: Callable[[], dict]) -> None:
+    """Serve over HTTP until Ctrl-C, with a live status line on a terminal: `cache` and
+    `partners` in this process, or [server] workers processes of their own (which make
+    theirs, so this process may pass None)."""
+    if not is_loopback(settings.host) and not settings.admin_token:
         log.warning("/status is closed: the server is bound to %s, beyond loopback, and no "
                     "admin token is set ([server] admin_token or $NASHRA_ADMIN_TOKEN)",
                     settings.host)
@@ -308,6 +317,9 @@ def serve(settings: Settings, storage: Storage, cache: DocumentCache, partners: 
         server = Workers(functools.partial(worker_app, settings), settings.server_workers,
                          settings.host, settings.port, settings.access_log)
     else:
+        app = create_app(cache, status=status, partners=partners, host=settings.host,
+                         admin_token=settings.admin_token,
+                         tags=functools.partial(build_tag, settings, storage))
         server = make_server(app, settings.host, settings.port, settings.access_log)
     log.info("serving %d topics on http://%s:%d/ with %d process(es) (seeds every %ds; "
              "Ctrl-C to stop)", len(settings.topics), settings.host, settings.port,
