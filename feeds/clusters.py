@@ -6,8 +6,9 @@ in) and decides, for a batch about to be stored, which new articles repeat a kep
 
 - A new article that matches one in the window joins that article's cluster. The
   cluster's canonical article is its earliest, unless another is much more complete (a
-  full text beside a summary); a newcomer that should lead takes over
-  (`DedupeKeys.replaces`).
+  full text beside a summary; `dedupe.leads`); a newcomer that should lead takes over
+  (`DedupeKeys.replaces`). Storage applies the same rule when it settles the cluster, so
+  whichever process stores a copy first, the same copy leads.
 - An article its own source sent before (same source, same guid: the same id) is an
   update, never a duplicate: it keeps its cluster and only its keys are refreshed.
 - The window (default 14 days, by publication time) bounds memory. After a restart it is
@@ -34,9 +35,6 @@ from feeds.model import Article, DedupeKeys
 from storage import Storage
 from storage.store import WindowRow
 
-# A newcomer this many times larger (in shingles) than a cluster's canonical article,
-# which it contains, becomes the canonical article: the full text beats its summary.
-MORE_COMPLETE = 2.0
 # A body shorter than this is compared together with its title (see dedupe_text).
 SHORT_BODY_WORDS = 40
 
@@ -64,17 +62,6 @@ def _keys(prepared: dedupe.Prepared) -> DedupeKeys:
 def dedupe_keys(url: str | None, title: str, content_html: str, summary: str) -> DedupeKeys:
     """An article's canonical URL, exact fingerprint and MinHash signature."""
     return _keys(dedupe.prepare(url, dedupe_text(title, content_html, summary)))
-
-
-def _takes_over(published: datetime, size: int, canonical: _Member) -> bool:
-    """Whether a newcomer should be its cluster's canonical article instead.
-
-    The earliest copy leads (feeds are polled in any order), unless the other one is
-    much more complete: a full text beats its summary whatever their dates.
-    """
-    if size >= MORE_COMPLETE * canonical.size:
-        return True
-    return published < canonical.published and canonical.size < MORE_COMPLETE * size
 
 
 @dataclass(slots=True)
@@ -191,8 +178,9 @@ class Deduper:
         found = replace(keys, layer=verdict.layer, similarity=verdict.similarity,
                         containment=verdict.containment)
         canonical = self.members.get(root)
-        size = prepared.signature.size
-        if canonical is not None and _takes_over(article.published, size, canonical):
+        newcomer = dedupe.Copy(article.id, article.published, prepared.signature.size)
+        if canonical is not None and dedupe.leads(
+                newcomer, dedupe.Copy(root, canonical.published, canonical.size)):
             return replace(found, replaces=root)
         return replace(found, duplicate_of=root)
 

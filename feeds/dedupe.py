@@ -1,4 +1,4 @@
-"""Deduplication across sources: each story once, the first copy kept, every outlet credited.
+"""Deduplication across sources: each story once, led by its earliest copy, all outlets credited.
 
 Three layers, cheapest first; the first that matches decides:
 
@@ -27,6 +27,8 @@ API, all pure (the caller owns storage and passes state in):
   article; ``decide(prepared, index, urls=..., fingerprints=..., article_id=...)``
   -> ``Verdict(duplicate_of, layer, similarity, containment)``, where `urls` and
   `fingerprints` map the window's canonical URLs and fingerprints to ids.
+- ``leads(Copy(id, published, size), Copy(...))``: which of two copies of a story leads
+  its cluster.
 - ``explain(text_a, text_b)``: the figures for two texts, whatever the thresholds.
 """
 
@@ -554,6 +556,40 @@ def decide(
     if index is None:
         return Verdict()
     return index.best_match(article.signature, exclude=article_id)
+
+
+# --- which copy leads a cluster ------------------------------------------------------------
+
+# A copy this many times larger (in shingles) than another leads instead: a full text beats
+# its summary.
+MORE_COMPLETE = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """One copy of a story, as `leads` compares them."""
+
+    id: str
+    published: datetime
+    size: int  # shingles in its text
+
+
+def leads(a: Copy, b: Copy) -> bool:
+    """Whether `a` rather than `b` should be the canonical article of their cluster.
+
+    The earliest published copy leads (feeds are polled, and workers store, in any order),
+    unless the other is much more complete: a full text beats its summary whatever their
+    dates. Equal dates go to the smaller id. The dedupe window and the database both decide
+    by this rule, so the same copies get the same leader whichever was stored first, in one
+    process or in several.
+    """
+    if _much_more_complete(a, b) or _much_more_complete(b, a):
+        return _much_more_complete(a, b)
+    return (a.published, a.id) < (b.published, b.id)
+
+
+def _much_more_complete(a: Copy, b: Copy) -> bool:
+    return a.size >= MORE_COMPLETE * b.size and a.size > b.size
 
 
 def explain(text_a: str, text_b: str, thresholds: Thresholds | None = None) -> dict:

@@ -115,10 +115,10 @@ class Storage:
                       near: NearCheck | None = None) -> SaveResult:
         """Insert new articles and update changed ones, atomically: all of `batch` or none.
 
-        An update keeps the article's id and first publication time, and moves `updated`
-        forward (to now, when the new text claims no later time); an article whose content
-        hash is unchanged is left alone. `near` decides again whether a new story is a copy
-        of one stored meanwhile by another process (see _claim_near).
+        An update keeps the article's id, cluster and first publication time, and moves
+        `updated` forward (to now, when the new text claims no later time); an article whose
+        content hash is unchanged is left alone. `near` decides again whether a new story is
+        a copy of one stored meanwhile by another process (see _claim_near).
         """
         if not batch:
             return SaveResult()
@@ -137,14 +137,14 @@ class Storage:
                 a for a in batch
                 if a.id in stored and stored[a.id].content_hash != a.content_hash
             ]
-            joined: list[str] = []
+            matches: dict[str, str] = {}
             if new:
                 rows = sorted((_row(a, first_seen=now) for a in new), key=lambda r: r["id"])
                 inserted = set(conn.execute(insert_or(conn, articles).returning(articles.c.id),
                                             rows).scalars())  # ids sorted: one lock order
                 new = [a for a in new if a.id in inserted]  # the rest: stored meanwhile
-                joined = self._claim_keys(conn, new)
-            joined += self._claim_near(conn, new, changed, joined, near)
+                matches = self._claim_keys(conn, new)
+            matches |= self._claim_near(conn, new, changed, matches, near)
             published = {a.id: a.published for a in new}
             for article in changed:
                 before = stored[article.id]
@@ -165,74 +165,73 @@ class Storage:
                 conn.execute(insert_or(conn, article_topics), topic_rows)
             affected = {t for a in touched for t in a.topics}
             affected.update(t for topics in old_topics.values() for t in topics)
-            affected |= self._settle_clusters(conn, touched, [*joined, *(a.id for a in changed)])
+            affected |= self._settle_clusters(conn, new, matches, [a.id for a in changed])
         return SaveResult(len(new), len(changed), len(batch) - len(touched), frozenset(affected))
 
-    def _settle_clusters(self, conn: Connection, batch: Sequence[Article],
-                         moved: Sequence[str]) -> set[str]:
-        """Apply the batch's cluster decisions; the topics whose entries they change.
+    def _settle_clusters(self, conn: Connection, new: Sequence[Article],
+                         matches: Mapping[str, str], moved: Sequence[str]) -> set[str]:
+        """Join each new story's cluster to the cluster of the article it `matches`, led by
+        the copy dedupe.leads picks of their two canonical articles; the topics whose
+        entries change.
 
-        A newcomer that replaces a canonical article takes its members over; every
-        duplicate points at its cluster's current canonical article (which may have been
-        settled by another process since the dedupe window was loaded). The clusters
-        concerned, and those of the `moved` articles (edited, or joined to a story another
-        process stored first), get their members' topics again; a new story alone in its
-        cluster has none to get, so most batches settle only a few.
+        The clusters concerned, and those of the `moved` (edited) articles, are locked
+        first (_lock_roots): no other transaction changes them until this one commits, so
+        the leader is picked against each cluster's current canonical article, and the
+        same copy leads whichever process stored which copy first. Those clusters get their
+        members' topics again; a new story alone in its cluster has none to get, so most
+        batches settle only a few.
         """
-        keys = {a.id: a.dedupe for a in batch if a.dedupe is not None}
-        roots = set()
-        for article_id, found in keys.items():
-            if found.replaces:
-                _take_over(conn, found.replaces, article_id)
-                roots |= {article_id, found.replaces}
-        members = [i for i, found in keys.items() if found.duplicate_of]
-        if members:
-            root = sa.select(sa.func.coalesce(_ROOT.c.duplicate_of, _ROOT.c.id)).where(
-                _ROOT.c.id == articles.c.duplicate_of).scalar_subquery()
-            conn.execute(articles.update().where(articles.c.id.in_(members))
-                         .values(duplicate_of=root))
-        if members or moved:
-            roots |= set(conn.execute(
-                sa.select(sa.func.coalesce(articles.c.duplicate_of, articles.c.id))
-                .where(articles.c.id.in_([*members, *moved]))).scalars())
-        return self._cluster_topics(conn, roots)
+        if not (matches or moved):
+            return set()
+        root_of = _lock_roots(conn, {*matches, *matches.values(), *moved})
+        lost_to: dict[str, dedupe.Copy] = {}
 
-    def _claim_keys(self, conn: Connection, batch: Sequence[Article]) -> list[str]:
-        """Claim the new articles' URLs and texts; a story whose key is taken joins its
-        holder. Returns the ids of the articles that joined one.
+        def leader(copy: dedupe.Copy) -> dedupe.Copy:
+            while copy.id in lost_to:
+                copy = lost_to[copy.id]
+            return copy
 
-        The dedupe window only knows what this process stored or loaded; another process
-        may have stored a copy of the same story meanwhile. The story_keys primary key
-        decides which copy came first, whatever the windows thought.
+        for article in new:  # in batch order, as the dedupe window decided them
+            if article.id in matches:
+                one, other = leader(root_of[article.id]), leader(root_of[matches[article.id]])
+                if one.id != other.id:
+                    lead, lost = (one, other) if dedupe.leads(one, other) else (other, one)
+                    lost_to[lost.id] = lead
+        _join(conn, {lost: leader(lead).id for lost, lead in lost_to.items()})
+        return self._cluster_topics(conn, {copy.id for copy in root_of.values()})
+
+    def _claim_keys(self, conn: Connection, batch: Sequence[Article]) -> dict[str, str]:
+        """Claim the new articles' URLs and texts. Returns id -> the stored article each new
+        story repeats: the one its dedupe window found, else the holder of a key it claimed.
+
+        The window only knows what this process stored or loaded; another process may have
+        stored a copy of the same story meanwhile. The story_keys primary key keeps one
+        holder per key, whichever process claims it first, and a story whose key is held
+        joins the holder's cluster (_settle_clusters then picks the copy that leads it).
         """
+        matches = {a.id: a.dedupe.duplicate_of or a.dedupe.replaces for a in batch
+                   if a.dedupe and (a.dedupe.duplicate_of or a.dedupe.replaces)}
         claims = [key for a in batch if a.dedupe
                   for key in story_key_rows(a.id, a.dedupe.url, a.dedupe.fingerprint)]
         if not claims:
-            return []
+            return matches
         conn.execute(insert_or(conn, story_keys),
                      sorted(claims, key=lambda c: (c["kind"], c["value"])))  # one lock order
-        holders = conn.execute(
-            sa.select(story_keys.c.kind, story_keys.c.value,
-                      sa.func.coalesce(articles.c.duplicate_of, articles.c.id).label("root"))
-            .join(articles, articles.c.id == story_keys.c.article_id)
-            .where(story_keys.c.value.in_([c["value"] for c in claims]))).all()
-        root_of = {(h.kind, h.value): h.root for h in holders}
-        leaders = {a.id for a in batch
-                   if a.dedupe and not a.dedupe.duplicate_of and not a.dedupe.replaces}
-        joined = []
+        holder_of = {(h.kind, h.value): h.article_id for h in conn.execute(
+            sa.select(story_keys.c.kind, story_keys.c.value, story_keys.c.article_id)
+            .where(story_keys.c.value.in_([c["value"] for c in claims])))}
         for claim in claims:
-            root = root_of[claim["kind"], claim["value"]]
-            if claim["article_id"] in leaders and root != claim["article_id"]:
-                leaders.discard(claim["article_id"])
-                conn.execute(articles.update().where(articles.c.id == claim["article_id"])
-                             .values(duplicate_of=root, dedupe_layer=claim["kind"]))
-                joined.append(claim["article_id"])
-        return joined
+            article_id, holder = claim["article_id"], holder_of[claim["kind"], claim["value"]]
+            if article_id not in matches and holder != article_id:
+                matches[article_id] = holder
+                _found(conn, article_id, DedupeKeys(layer=claim["kind"], similarity=1.0,
+                                                    containment=1.0))  # as the window's
+        return matches
 
     def _claim_near(self, conn: Connection, new: Sequence[Article], changed: Sequence[Article],
-                    joined: Collection[str], near: NearCheck | None) -> list[str]:
+                    matched: Collection[str], near: NearCheck | None) -> dict[str, str]:
         """Store the batch's LSH bands; a new story near one that another process stored
-        meanwhile joins it (or takes it over). Returns the ids whose cluster moved.
+        meanwhile joins its cluster. Returns id -> the stored article each such story repeats.
 
         As _claim_keys for exact keys: the window decided before this transaction, maybe
         without what another process was storing. With the bands' buckets locked, every
@@ -242,20 +241,20 @@ class Storage:
         Only on a shared database: SQLite has one writer, whose window is in memory.
         """
         if not self.shared:
-            return []
+            return {}
         bands = [row for a in (*new, *changed) if a.dedupe
                  for row in dedupe_band_rows(a.id, a.dedupe.signature, a.published)]
         if not bands:
-            return []
+            return {}
         locked = sorted({row["bucket"] for row in bands})  # one lock order for all
         self._lock_buckets(conn, locked)
         conn.execute(insert_or(conn, dedupe_bands),
                      sorted(bands, key=lambda r: (r["bucket"], r["article_id"])))
-        leaders = {a.id: a for a in new if a.dedupe and a.dedupe.signature
-                   and not a.dedupe.duplicate_of and not a.dedupe.replaces and a.id not in joined}
-        moved = _decide_again(conn, bands, leaders, near) if near and leaders else []
+        leaders = {a.id: a for a in new
+                   if a.dedupe and a.dedupe.signature and a.id not in matched}
+        found = _decide_again(conn, bands, leaders, near) if near and leaders else {}
         self._unlock_buckets(conn, locked)
-        return moved
+        return found
 
     @staticmethod
     def _lock_buckets(conn: Connection, buckets: Sequence[int]) -> None:
@@ -434,9 +433,8 @@ class Storage:
         When it was the canonical article, its earliest duplicate takes its place.
         """
         with self.engine.begin() as conn:
-            root = conn.execute(sa.select(articles.c.duplicate_of).where(
-                articles.c.id == article_id)).scalar_one()
-            if root is None:
+            root = _lock_roots(conn, [article_id])[article_id].id
+            if root == article_id:
                 heir = conn.execute(
                     sa.select(articles.c.id).where(articles.c.duplicate_of == article_id)
                     .order_by(articles.c.published, articles.c.id).limit(1)).scalar()
@@ -689,16 +687,19 @@ def _source(row) -> Source:
 
 
 def _row(article: Article, update: bool = False, **overrides) -> dict:
-    """The column values of `article`; an update without dedupe keys keeps the stored ones."""
+    """The column values of `article`; an update without dedupe keys keeps the stored ones.
+
+    Never its cluster: a new story stands alone until _settle_clusters joins it to one, and
+    an update keeps the cluster as stored (another process may have moved it meanwhile).
+    """
     row = {name: getattr(article, name) for name in _ARTICLE_COLUMNS}
     row["categories"] = list(article.categories)
     row["enclosures"] = [asdict(e) for e in article.enclosures]
     if article.dedupe is not None or not update:
         keys = article.dedupe or DedupeKeys()
         row.update(canonical_url=keys.url or None, text_fingerprint=keys.fingerprint or None,
-                   signature=keys.signature or None, duplicate_of=keys.duplicate_of,
-                   dedupe_layer=keys.layer, dedupe_similarity=keys.similarity,
-                   dedupe_containment=keys.containment)
+                   signature=keys.signature or None, dedupe_layer=keys.layer,
+                   dedupe_similarity=keys.similarity, dedupe_containment=keys.containment)
     row.update(overrides)
     return row
 
@@ -744,9 +745,9 @@ def _window_rows(conn: Connection, ids: Collection[str] | None = None,
 
 
 def _decide_again(conn: Connection, bands: Sequence[dict], leaders: Mapping[str, Article],
-                  near: NearCheck) -> list[str]:
+                  near: NearCheck) -> dict[str, str]:
     """Each of `leaders` decided again by `near` against the stored articles (outside the
-    batch of these `bands`) that share a band with it; the ids whose cluster moved."""
+    batch of these `bands`) that share a band with it; id -> the article it repeats."""
     batch = {row["article_id"] for row in bands}
     mine = [row for row in bands if row["article_id"] in leaders]
     holders = _band_holders(conn, sorted({row["bucket"] for row in mine}))
@@ -754,14 +755,16 @@ def _decide_again(conn: Connection, bands: Sequence[dict], leaders: Mapping[str,
     for row in mine:
         near_of.setdefault(row["article_id"], set()).update(holders.get(row["bucket"], ()))
     rows = {r.id: r for r in _with_roots(conn, set().union(*near_of.values()) - batch)}
-    moved = []
+    matches = {}
     for article_id, found in near_of.items():
         found = {i for i in found if i in rows}  # stored outside the batch, in the window
         if found:
             found |= {rows[i].keys.duplicate_of for i in found} & rows.keys()
-            moved += _settle_again(conn, article_id,
-                                   near(leaders[article_id], [rows[i] for i in found]))
-    return moved
+            keys = near(leaders[article_id], [rows[i] for i in found])
+            if keys.duplicate_of or keys.replaces:
+                matches[article_id] = keys.duplicate_of or keys.replaces
+                _found(conn, article_id, keys)
+    return matches
 
 
 def _with_roots(conn: Connection, ids: set[str], since: datetime | None = None
@@ -795,24 +798,50 @@ def _replace_documents(conn: Connection, docs: Sequence[Document]) -> None:
     conn.execute(documents.insert(), [asdict(d) for d in docs])
 
 
-def _take_over(conn: Connection, old_root: str, new_root: str) -> None:
-    """`new_root` becomes the canonical article of `old_root`'s cluster."""
-    conn.execute(articles.update()
-                 .where(sa.or_(articles.c.id == old_root, articles.c.duplicate_of == old_root))
-                 .values(duplicate_of=new_root))
+def _lock_roots(conn: Connection, ids: Collection[str]) -> dict[str, dedupe.Copy]:
+    """id -> the canonical article of its cluster, whose row stays locked until commit.
+
+    Every change to a cluster locks its canonical article first, so no two transactions
+    settle one cluster at once, and one that waited sees the other's members. A canonical
+    article taken over meanwhile is no longer one when its lock is granted: the lookup
+    goes on from there to its new one. (SQLite, with one writer, ignores FOR UPDATE.)
+    """
+    found: dict[str, dedupe.Copy] = {}
+    reached = {i: i for i in ids}  # id -> the article its lookup has reached
+    while reached:
+        step = dict(conn.execute(
+            sa.select(articles.c.id, sa.func.coalesce(articles.c.duplicate_of, articles.c.id))
+            .where(articles.c.id.in_(set(reached.values())))).all())
+        locked = {row.id: _copy(row) for row in conn.execute(
+            sa.select(articles.c.id, articles.c.published, articles.c.signature)
+            .where(articles.c.id.in_(set(step.values())), articles.c.duplicate_of.is_(None))
+            .order_by(articles.c.id).with_for_update(key_share=True))}  # one lock order
+        found.update({i: locked[step[at]] for i, at in reached.items() if step[at] in locked})
+        reached = {i: step[at] for i, at in reached.items() if step[at] not in locked}
+    return found
 
 
-def _settle_again(conn: Connection, article_id: str, keys: DedupeKeys) -> list[str]:
-    """Store a new story's second decision; the id whose cluster moved, if any."""
-    if not (keys.duplicate_of or keys.replaces):
-        return []
+def _copy(row) -> dedupe.Copy:
+    size = dedupe.Signature.from_bytes(row.signature).size if row.signature else 0
+    return dedupe.Copy(row.id, row.published, size)
+
+
+def _join(conn: Connection, leaders: Mapping[str, str]) -> None:
+    """The cluster of each canonical article in `leaders` joins its value's cluster."""
+    if leaders:
+        old = sa.bindparam("old")
+        conn.execute(articles.update()
+                     .where(sa.or_(articles.c.id == old, articles.c.duplicate_of == old))
+                     .values(duplicate_of=sa.bindparam("new")),
+                     [{"old": old, "new": new} for old, new in sorted(leaders.items())])
+
+
+def _found(conn: Connection, article_id: str, keys: DedupeKeys) -> None:
+    """Record how a new story was found to repeat a stored one (its cluster is settled
+    with the batch's)."""
     conn.execute(articles.update().where(articles.c.id == article_id).values(
-        duplicate_of=keys.duplicate_of, dedupe_layer=keys.layer,
-        dedupe_similarity=keys.similarity, dedupe_containment=keys.containment))
-    if keys.replaces:
-        _take_over(conn, keys.replaces, article_id)
-        return [keys.replaces]
-    return [article_id]
+        dedupe_layer=keys.layer, dedupe_similarity=keys.similarity,
+        dedupe_containment=keys.containment))
 
 
 def _keys(row) -> DedupeKeys:
@@ -836,7 +865,6 @@ def _credit(row) -> Credit:
     return Credit(row.source_title or row.source, feed_url, row.url, row.published)
 
 
-_ROOT = articles.alias("root")
 _DEDUPE_COLUMNS = ("canonical_url", "text_fingerprint", "signature", "duplicate_of",
                    "dedupe_layer", "dedupe_similarity", "dedupe_containment")
 _SOURCE_OF = (sources.c.title.label("source_title"), sources.c.url.label("source_url"),

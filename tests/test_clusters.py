@@ -130,7 +130,8 @@ def test_tracking_parameters_and_amp_make_the_same_url(httpserver, settings, sto
     first = serve(httpserver, "/one", item("x", "خبر", ENGLISH[:1],
                                            "https://www.news.example.com/a/1/"))
     second = serve(httpserver, "/two", item("y", "خبر", ENGLISH[1:2],
-                                            "http://news.example.com/a/1/amp?utm_source=x"))
+                                            "http://news.example.com/a/1/amp?utm_source=x",
+                                            hours_ago=1))  # later: it joins the first
     poll(settings, storage, fetcher, "one", first)
     report = poll(settings, storage, fetcher, "two", second)
     assert report.duplicates == 1
@@ -143,7 +144,7 @@ def test_the_same_text_with_other_diacritics_and_letter_forms_is_the_text_layer(
     varied = [p.replace("ا", "أ", 3).replace("ي", "ى", 2).replace("ة", "ه", 2)
               .replace("المغرب", "المَغْرِب").replace("الأمن", "الامن") for p in PARAGRAPHS[:4]]
     first = serve(httpserver, "/one", item("1", "خبر", PARAGRAPHS[:4]))
-    second = serve(httpserver, "/two", item("2", "خبر", varied))
+    second = serve(httpserver, "/two", item("2", "خبر", varied, hours_ago=1))
     poll(settings, storage, fetcher, "one", first)
     assert poll(settings, storage, fetcher, "two", second).duplicates == 1
     [story] = storage.articles()

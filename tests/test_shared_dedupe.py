@@ -1,17 +1,20 @@
 """PostgreSQL: the near-duplicate index in the database, so every worker finds the copies
 any other stored.
 
-Two windows over one database (two workers), two OS processes racing near copies of the
-same stories, the bands' expiry, and the bands of a version 6 database, upgraded in place
-or an SQLite file moved over by `nashra db migrate`.
+Two windows over one database (two workers), OS processes racing copies of the same
+stories (each story made one, led by its earliest copy), the bands' expiry, and the bands
+of a version 6 database, upgraded in place or an SQLite file moved over by `nashra db
+migrate`.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import sqlalchemy as sa
 from conftest import run_together
@@ -41,6 +44,24 @@ def _story(n: int, source: str, copy: bool = False) -> Article:
                    published=published + timedelta(seconds=copy), updated=published,
                    url=f"https://{source}.example.org/{n}", topics=("security",),
                    content_hash=f"{source}-{n}")
+
+
+OUTLETS = ("paper", "wire", "blog")
+
+
+def _outlet_copy(n: int, outlet: int, now: datetime) -> Article:
+    """Story n as OUTLETS[outlet] carried it, a second apart, each outlet first with a third
+    of the stories. In batches 0, 2, 4... (stories 0-4, 10-14...) they are at one URL, with
+    each outlet's own text: no band is shared, so only the canonical article's lock orders
+    the saves. In the others they are at each outlet's own URL, rewritten by wire and blog
+    alike (those two found by text, near the paper's). `now` is the test's: each spawned
+    process has a NOW of its own."""
+    source = OUTLETS[outlet]
+    story = _story(n, source, copy=outlet > 0) if n // 5 % 2 else replace(
+        _story(n + 1000 * outlet, source), id="", key=f"story-{n}",
+        url=f"https://news.example.org/{n}")
+    published = now - timedelta(hours=1, minutes=n) + timedelta(seconds=(n + outlet) % 3)
+    return replace(story, published=published, updated=published)
 
 
 def _store(storage: Storage, deduper: Deduper, batch: list[Article]) -> list[Article]:
@@ -92,14 +113,15 @@ def test_the_stored_bands_expire_with_the_window(pg_url):
         storage.close()
 
 
-def _race(url: str, source: str, copy: bool, together, decided_alone) -> None:
-    """One worker process: its own storage and window, batches of 5 as the pipeline stores
-    them, each saved at the same moment as the other worker's (both decided by then)."""
+def _race(url: str, copy_of: Callable[[int], Article], together, decided_alone) -> None:
+    """One worker process: its own storage and window, `copy_of` stories 0-39 in batches of
+    5 as the pipeline stores them, each saved at the same moment as the other workers'
+    (all decided by then)."""
     storage = Storage(url)
     deduper = Deduper(storage=storage)
     alone = 0
     for first in range(0, 40, 5):
-        batch = [_story(n, source, copy) for n in range(first, first + 5)]
+        batch = [copy_of(n) for n in range(first, first + 5)]
         decided = deduper.assign(batch, storage.dedupe_keys(a.id for a in batch))
         alone += sum(not a.dedupe.duplicate_of for a in decided)
         together.wait()
@@ -112,8 +134,9 @@ def test_two_processes_storing_near_copies_at_once_make_one_cluster_each(pg_url)
     Storage(pg_url).close()  # the schema exists before the workers race on the rows
     context = multiprocessing.get_context("spawn")
     together, decided_alone = context.Barrier(2), context.Queue()
-    workers = [context.Process(target=_race, args=(pg_url, source, copy, together,
-                                                   decided_alone))
+    workers = [context.Process(target=_race, args=(pg_url, partial(_story, source=source,
+                                                                   copy=copy),
+                                                   together, decided_alone))
                for source, copy in (("paper", False), ("wire", True))]
     run_together(workers)
 
@@ -126,6 +149,26 @@ def test_two_processes_storing_near_copies_at_once_make_one_cluster_each(pg_url)
         storage.close()
     # Both windows decided every story new; the database made each one story.
     assert decided_alone.get() + decided_alone.get() == 80
+
+
+def test_three_processes_storing_copies_at_once_leave_each_story_to_its_earliest(pg_url):
+    Storage(pg_url).close()  # the schema exists before the workers race on the rows
+    context = multiprocessing.get_context("spawn")
+    together, decided_alone = context.Barrier(len(OUTLETS)), context.Queue()
+    copy_of = [partial(_outlet_copy, outlet=i, now=NOW) for i in range(len(OUTLETS))]
+    run_together([context.Process(target=_race, args=(pg_url, copies, together, decided_alone))
+                  for copies in copy_of])
+
+    storage = Storage(pg_url)
+    try:
+        for n in range(40):
+            copies = [copy(n) for copy in copy_of]
+            earliest = min(copies, key=lambda a: a.published)
+            assert {_root(storage, a) for a in copies} == {earliest.id}, n
+    finally:
+        storage.close()
+    # Every window decided every story new: the database made each one story.
+    assert sum(decided_alone.get() for _ in OUTLETS) == 40 * len(OUTLETS)
 
 
 def _as_version_6(url: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import replace
 from datetime import datetime
+from itertools import permutations
 
 import pytest
 import sqlalchemy as sa
@@ -134,6 +135,61 @@ def test_copies_stored_by_two_processes_at_once_make_one_story(storage_url, stor
     assert (story.id, storage.article_count(), result.new) == (first.id, 2, 1)
     assert [c.name for c in story.reported_by] == ["two"]
     assert storage.article(second.id).dedupe.layer == "url"
+
+
+def _leaders(storage: Storage, copies: list) -> dict[str, str]:
+    """key -> the key of the canonical article of its cluster, for each of `copies`."""
+    key_of = {a.id: a.key for a in copies}
+    return {a.key: key_of[storage.article(a.id).dedupe.duplicate_of or a.id] for a in copies}
+
+
+def _copies(make_article, shared: str, times: dict[str, float]) -> list:
+    """One story as outlets named by `times` carried it, published `times` hours after T0:
+    one URL and other texts, or one text at other URLs."""
+    if shared == "url":
+        return [make_article(key, source=key, url="https://news.example.org/story",
+                             published=T0 + hours(h)) for key, h in times.items()]
+    return [make_article(key, source=key, url=f"https://{key}.example.org/1", title="خبر",
+                         content_html="<p>نص الخبر نفسه عن الأمن في المغرب.</p>",
+                         published=T0 + hours(h)) for key, h in times.items()]
+
+
+@pytest.mark.parametrize("shared", ["url", "text"])
+@pytest.mark.parametrize("order", list(permutations(range(3))))
+def test_the_earliest_copy_leads_whichever_process_stored_first(storage, make_article, shared,
+                                                                order):
+    # Each copy stored by a process of its own, whose dedupe window missed the others.
+    copies = _copies(make_article, shared, {"late": 2, "early": 0, "mid": 1})
+    for i in order:
+        storage.save_articles(Deduper().assign([copies[i]], {}), kind="feed")
+
+    assert _leaders(storage, copies) == {"late": "early", "early": "early", "mid": "early"}
+    [story] = storage.articles()
+    assert sorted(c.name for c in story.reported_by) == ["late", "mid"]
+    with storage.engine.connect() as conn:  # the first claimer keeps the key: one row
+        holders = conn.execute(sa.select(story_keys.c.article_id)
+                               .where(story_keys.c.kind == shared)).scalars().all()
+    assert holders == [copies[order[0]].id]
+
+
+@pytest.mark.parametrize("full_first", [True, False])
+def test_a_much_more_complete_copy_leads_whichever_process_stored_first(
+        storage, make_article, full_first):
+    body = " ".join(f"كلمة{i}" for i in range(60))
+    summary, full = _copies(make_article, "url", {"summary": 0, "full": 5})
+    full = replace(full, content_html=f"<p>{body}</p>")
+    for copy in ([full, summary] if full_first else [summary, full]):
+        storage.save_articles(Deduper().assign([copy], {}), kind="feed")
+    assert _leaders(storage, [summary, full]) == {"summary": "full", "full": "full"}
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_copies_of_one_moment_are_led_by_the_smaller_id(storage, make_article, order):
+    copies = _copies(make_article, "text", {"one": 0, "two": 0})
+    for i in order:
+        storage.save_articles(Deduper().assign([copies[i]], {}), kind="feed")
+    first = min(copies, key=lambda a: a.id).key
+    assert _leaders(storage, copies) == {"one": first, "two": first}
 
 
 def test_version_6_gives_each_url_to_its_earliest_article(db_path, make_article):
