@@ -545,9 +545,12 @@ class Storage:
     def add_source(self, source: Source) -> Source:
         """Insert `source`, or update what its config says while keeping its polling state.
 
-        A removed source of the same name comes back with its articles and state.
+        A removed source of the same name comes back with its articles and state. A source
+        the config gives no title keeps the one its feed gave: credits name the outlet by
+        it, and the config is synced every 30 s.
         """
-        settings = {k: v for k, v in _source_row(source).items() if k in _SOURCE_SETTINGS}
+        settings = {k: v for k, v in _source_row(source).items()
+                    if k in _SOURCE_SETTINGS and (k != "title" or v is not None)}
         with self.engine.begin() as conn:
             exists = conn.execute(sa.select(sources.c.name).where(
                 sources.c.name == source.name)).first()

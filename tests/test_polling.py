@@ -448,6 +448,8 @@ def test_config_sources_are_synced_and_dropped_ones_keep_their_articles(
     assert stored["mine"].origin == "cli"
     poll_source(both, storage, fetcher, stored["cfg-two"])
     assert len([a for a in storage.articles() if a.source == "cfg-two"]) == 3
+    sync_config_sources(both, storage)  # the config names no title: the feed's stays
+    assert storage.source("cfg-two").title == "مصدر تجريبي"
 
     one = load_settings(write_config(tmp_path, db_path, seeds_dir, {
         "cfg-one": httpserver.url_for("/one")}))
