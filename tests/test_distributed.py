@@ -1,8 +1,9 @@
 """Distributed ingest: real `nashra run --role ...` processes on a real PostgreSQL and broker.
 
 Two workers and a scheduler ingest local feeds with overlapping articles (the same story in
-three feeds, by URL or by text) and end with what one `nashra ingest` process stores:
-the same articles, clusters, topics and topic feeds; killing a worker or the active
+three feeds, by URL or by text, each copy published a second before the previous feed's)
+and end with what one `nashra ingest` process stores: the same articles, the same copy
+leading each story, the same topics and topic feeds; killing a worker or the active
 scheduler mid-run changes none of it.
 """
 
@@ -19,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import feedparser
 import pytest
 import requests
 import sqlalchemy as sa
@@ -39,6 +41,9 @@ SETTINGS = load_settings()  # the topics and feed size of every config here
 
 
 def _feed(f: int, now: datetime) -> bytes:
+    """Feed f: its copy of a story is published a second before feed f - 1's, so the copies
+    are stored (polled in feed order, by one process or by workers at once) in the opposite
+    order to their publication."""
     items = []
     for s in range(2 * f, 2 * f + ITEMS):
         body = " ".join(f"{w}{s}" for w in random.Random(s).choices(WORDS, k=50))
@@ -48,7 +53,8 @@ def _feed(f: int, now: datetime) -> bytes:
             f"https://news.example.org/story/{s}")
         items.append(f"<item><title>{title}</title><link>{link}</link>"
                      f"<guid>urn:feed{f}:story{s}</guid><description>{body}</description>"
-                     f"<pubDate>{rfc822(now - timedelta(minutes=s))}</pubDate></item>")
+                     f"<pubDate>{rfc822(now - timedelta(minutes=s, seconds=f))}</pubDate>"
+                     "</item>")
     return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
             f"<title>مصدر {f}</title><link>https://outlet{f}.example.org/</link>"
             f"<language>ar</language>{''.join(items)}</channel></rss>").encode()
@@ -111,27 +117,23 @@ def _config(folder: Path, storage_url: str, server: FeedServer, broker: str = ""
 
 
 def _snapshot(url: str) -> dict:
-    """What an ingest stored: articles, clusters (as sets of members) with their topics, and
-    each topic feed's stories in order. Which copy of a story leads its cluster depends on
-    the order copies of one moment arrived in, in one process as in several: not compared."""
+    """What an ingest stored and published: each article with its cluster's canonical article,
+    each cluster's topics, and each topic feed's entries (ids, links, bodies with credits)."""
     storage = Storage(url)
     with storage.engine.connect() as conn:
         rows = conn.execute(sa.select(articles.c.id, articles.c.content_hash,
                                       articles.c.duplicate_of)).all()
         tags = conn.execute(sa.select(article_topics.c.article_id, article_topics.c.topic)).all()
-    members, topics = defaultdict(set), defaultdict(set)
-    for article_id, _, root in rows:
-        members[root or article_id].add(article_id)
+    published = {d.path: d.body for d in storage.documents()}
+    storage.close()
+    topics, clusters = defaultdict(set), defaultdict(set)
     for article_id, topic in tags:
         topics[article_id].add(topic)
-    feeds = {topic.slug: [frozenset(members[a.id]) for a in
-                          storage.articles(topic.slug, SETTINGS.items_per_feed)]
-             for topic in SETTINGS.topics}
-    storage.close()
-    return {"articles": {(a, h) for a, h, _ in rows},
-            "clusters": {frozenset(m): frozenset().union(*(topics[a] for a in m))
-                         for m in members.values()},
-            "feeds": feeds}
+    for article_id, _, root in rows:
+        clusters[root or article_id] |= topics[article_id]
+    feeds = {topic.slug: [(e.id, e.link, e.content[0].value) for e in feedparser.parse(
+        published[feed_path(topic.slug, "atom")]).entries] for topic in SETTINGS.topics}
+    return {"articles": set(rows), "clusters": dict(clusters), "feeds": feeds}
 
 
 def _published(url: str) -> bool:
@@ -158,7 +160,20 @@ def single_process(tmp_path_factory, feed_server) -> dict:
     expected = _snapshot(url)
     assert len(expected["articles"]) == FEEDS * ITEMS
     assert len(expected["clusters"]) == 2 * FEEDS + ITEMS - 2  # every story once
+    assert _led_by_their_earliest_copy(url)
     return expected
+
+
+def _led_by_their_earliest_copy(url: str) -> bool:
+    """Whether each story is led by its copy in the last feed carrying it, the earliest."""
+    leader = articles.alias("leader")
+    storage = Storage(url)
+    with storage.engine.connect() as conn:
+        later = conn.execute(sa.select(sa.func.count()).select_from(articles).join(
+            leader, leader.c.id == articles.c.duplicate_of).where(
+            articles.c.source > leader.c.source)).scalar_one()
+    storage.close()
+    return later == 0
 
 
 class Processes:
