@@ -254,6 +254,16 @@ def _dedupe_band_tables() -> list[sa.Table]:
 
 dedupe_bands, dedupe_locks = _dedupe_band_tables()
 
+# Added in version 9: the topics whose feeds the workers asked to rebuild, and when
+# (feeds.tasks.Rebuilds). The first request for a topic sets the time; until the rebuild
+# takes the row, later ones find it and add nothing, so a topic changed by any number of
+# workers is built once. Requests are not copied: a new scheduler asks for every topic.
+pending_rebuilds = sa.Table(
+    "pending_rebuilds", derived,
+    sa.Column("topic", sa.String(64), primary_key=True),
+    sa.Column("due", UTCDateTime, nullable=False),
+)
+
 
 def is_shared(bind: Connection | sa.Engine) -> bool:
     """Whether processes on several machines may store into this database at once."""
@@ -356,7 +366,7 @@ def fill_dedupe_bands(conn: Connection) -> None:
 def _v7_dedupe_bands(op: Operations) -> None:
     """The near-duplicate index in the database, for workers on several machines."""
     conn = op.get_bind()
-    derived.create_all(conn)
+    derived.create_all(conn, tables=[dedupe_bands, dedupe_locks])
     fill_dedupe_bands(conn)
 
 
@@ -365,10 +375,16 @@ def _v8_partner_usage(op: Operations) -> None:
     op.create_table("partner_usage", *_partner_usage_columns())
 
 
+def _v9_pending_rebuilds(op: Operations) -> None:
+    """Feed rebuilds debounced per topic across workers."""
+    pending_rebuilds.create(op.get_bind())
+
+
 # UPGRADES[n - 2] takes a database from version n - 1 to version n.
 UPGRADES: list[Callable[[Operations], None]] = [_v2_feed_sources, _v3_xhtml_bodies,
                                                  _v4_dedupe, _v5_partners, _v6_story_keys,
-                                                 _v7_dedupe_bands, _v8_partner_usage]
+                                                 _v7_dedupe_bands, _v8_partner_usage,
+                                                 _v9_pending_rebuilds]
 SCHEMA_VERSION = len(UPGRADES) + 1
 
 

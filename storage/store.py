@@ -32,6 +32,7 @@ from storage.schema import (
     migrate,
     partner_usage,
     partners,
+    pending_rebuilds,
     sources,
     story_key_rows,
     story_keys,
@@ -462,6 +463,23 @@ class Storage:
         with self.engine.connect() as conn:
             return dict(conn.execute(query).all())
 
+    def newest_shown(self, topics: Sequence[str], limit: int) -> datetime | None:
+        """The latest `updated` of the stories shown by the feeds of `topics` (each its
+        newest `limit`, as `articles` picks them): when the index and OPML list changed.
+
+        One light query, so a build of a few topics needs no read of the others' feeds.
+        """
+        if not topics:
+            return None
+        shown = [sa.select(articles.c.updated)
+                 .join(article_topics, article_topics.c.article_id == articles.c.id)
+                 .where(article_topics.c.topic == topic, articles.c.duplicate_of.is_(None))
+                 .order_by(article_topics.c.published.desc(), articles.c.id).limit(limit)
+                 .subquery() for topic in topics]
+        union = sa.union_all(*(sa.select(feed.c.updated) for feed in shown)).subquery()
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.max(union.c.updated))).scalar()
+
     @functools.cached_property
     def created(self) -> datetime:
         """When this database was created: the date of a feed that has no entries yet."""
@@ -504,6 +522,27 @@ class Storage:
             finally:
                 with suppress(sa.exc.DBAPIError):  # a lost connection took the lock with it
                     conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+
+    def request_rebuilds(self, topics: Collection[str], due: datetime) -> set[str]:
+        """Ask for the feeds of `topics` to be rebuilt at `due`; the topics not waiting yet.
+
+        A topic already waiting keeps its time and gains nothing: the rebuild that takes
+        it reads the topic's articles then, this request's changes among them.
+        """
+        if not topics:
+            return set()
+        rows = [{"topic": topic, "due": due} for topic in sorted(topics)]
+        with self.engine.begin() as conn:
+            return set(conn.execute(insert_or(conn, pending_rebuilds)
+                                    .returning(pending_rebuilds.c.topic), rows).scalars())
+
+    def take_due_rebuilds(self, now: datetime) -> set[str]:
+        """Remove and return the topics whose rebuild is due at `now`, for the caller to
+        build: a change stored after this asks for a rebuild of its own."""
+        with self.engine.begin() as conn:
+            return set(conn.execute(pending_rebuilds.delete()
+                                    .where(pending_rebuilds.c.due <= now)
+                                    .returning(pending_rebuilds.c.topic)).scalars())
 
     # -- documents ------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from conftest import T0, hours
 
 from feeds.clusters import Deduper, dedupe_keys
 from storage import SCHEMA_VERSION, SaveResult, Storage
-from storage.schema import articles, meta, story_keys
+from storage.schema import articles, meta, pending_rebuilds, story_keys
 
 pytestmark = pytest.mark.both_backends
 
@@ -203,7 +203,7 @@ def test_version_6_gives_each_url_to_its_earliest_article(db_path, make_article)
             article.url, article.title, article.content_html, article.summary))])
     with storage.engine.begin() as conn:  # as version 5 left them: two stories
         conn.execute(articles.update().values(duplicate_of=None, dedupe_layer=None))
-        for later in ("story_keys", "partner_usage"):  # tables of versions 6 and 8
+        for later in ("story_keys", "partner_usage", "pending_rebuilds"):  # versions 6, 8, 9
             conn.execute(sa.text(f"DROP TABLE {later}"))
         conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="5"))
     storage.close()
@@ -214,3 +214,26 @@ def test_version_6_gives_each_url_to_its_earliest_article(db_path, make_article)
     assert sorted(holders) == [("text", early.id), ("text", late.id), ("url", early.id)]
     assert len(upgraded.articles()) == 2  # nothing merged by the upgrade
     upgraded.close()
+
+
+def test_a_topic_waiting_for_its_rebuild_keeps_its_time_until_taken(storage):
+    assert storage.request_rebuilds({"security"}, T0) == {"security"}
+    assert storage.request_rebuilds({"security", "sports"}, T0 + hours(1)) == {"sports"}
+    assert storage.take_due_rebuilds(T0) == {"security"}  # sports is not due yet
+    assert storage.request_rebuilds({"security"}, T0 + hours(2)) == {"security"}  # anew
+    assert storage.take_due_rebuilds(T0 + hours(2)) == {"security", "sports"}
+    assert storage.take_due_rebuilds(T0 + hours(9)) == set()
+
+
+def test_version_9_adds_the_pending_rebuilds(storage_url, storage):
+    with storage.engine.begin() as conn:  # as version 8 left it
+        pending_rebuilds.drop(conn)
+        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="8"))
+    storage.close()
+
+    upgraded = Storage(storage_url)
+    try:
+        assert _meta(storage_url)["schema_version"] == str(SCHEMA_VERSION) == "9"
+        assert upgraded.request_rebuilds({"security"}, T0) == {"security"}
+    finally:
+        upgraded.close()
