@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gzip
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -197,24 +197,31 @@ def named_topics(settings: Settings, source_topics: Mapping[str, tuple[str, ...]
         return ()
 
 
-def build_documents(settings: Settings, storage: Storage, force: bool = False) -> list[Document]:
+def build_documents(settings: Settings, storage: Storage, force: bool = False,
+                    topics: Collection[str] | None = None) -> list[Document]:
     """Rebuild the documents whose inputs changed (all of them with `force`) and store them.
 
-    Publishing reads only from storage, so a restart rebuilds the same bytes.
+    `topics` limits the topic feeds looked at to those (the topics a rebuild task took,
+    feeds/tasks.py); the index and OPML list, which show every topic's count and date, are
+    looked at each time. Publishing reads only from storage, so a restart rebuilds the same
+    bytes.
     """
     previous = {} if force else storage.built_from()
     empty_updated = storage.created
     changed: list[Document] = []
-    newest = empty_updated
     for topic in settings.topics:
+        if topics is not None and topic.slug not in topics:
+            continue
         articles = storage.articles(topic.slug, settings.items_per_feed)
-        newest = max([newest, *(a.updated for a in articles)])
         inputs = topic_fingerprint(settings, topic, articles)
         if any(previous.get(feed_path(topic.slug, kind)) != inputs for kind in FEED_KINDS):
             open_page, newest_archive = update_archives(settings, storage, topic, articles)
             changed += open_page
             changed += build_topic(settings, topic, articles, empty_updated, inputs,
                                    archive=newest_archive)
+    slugs = [t.slug for t in settings.topics]
+    newest = max(empty_updated, storage.newest_shown(slugs, settings.items_per_feed)
+                 or empty_updated)
     stylesheets = [build_stylesheet(settings, language, empty_updated)
                    for language in dict.fromkeys(t.language for t in settings.topics)]
     for document in (build_opml(settings, newest),
