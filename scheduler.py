@@ -108,12 +108,14 @@ class Runtime:
             self.hub.close()
 
     def seeds_job(self) -> None:
-        if ingest_seeds(self.settings, self.storage).topics:
-            self._note_change()
+        self._note_change(ingest_seeds(self.settings, self.storage).topics)
 
-    def _note_change(self) -> None:
+    def _note_change(self, topics: set[str]) -> None:
+        """Have the feeds of `topics` rebuilt: by the workers, or by the publish job here."""
+        if not topics:
+            return
         if self.queue:
-            self.queue.rebuild()
+            self.queue.rebuild(topics)
         else:
             self._changed.set()
 
@@ -159,8 +161,7 @@ class Runtime:
         finally:
             self.fetching.discard(name)
             self.polls += 1
-        if report.topics:
-            self._note_change()
+        self._note_change(report.topics)
         if report.next_poll:
             delay = max(1.0, (report.next_poll - datetime.now(UTC)).total_seconds())
             with suppress(JobLookupError):  # removed while it ran: sync or shutdown
@@ -273,7 +274,7 @@ def run_scheduler(settings: Settings, storage: Storage) -> None:
     others stand by and one takes over within seconds of its death. Ctrl-C stops."""
     from feeds.tasks import TaskQueue
 
-    queue, standing_by = TaskQueue(settings), False
+    queue, standing_by = TaskQueue(settings, storage), False
     while True:
         try:
             with storage.advisory_lock(SCHEDULER_LOCK) as held:

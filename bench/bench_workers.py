@@ -134,7 +134,7 @@ def timed_run(config: Path, folder: Path, server: FeedServer, feeds: int, worker
     settings = replace(load_settings(config), seeds_dir=folder / "no-seeds")
     storage = Storage(settings.storage_url)
     add_sources(storage, server, feeds, INTERVAL)
-    tasks = TaskQueue(settings)
+    tasks = TaskQueue(settings, storage)
     processes = [subprocess.Popen([str(NASHRA), "-q", "--config", str(config), "run", "--role",
                                    "worker", "--concurrency", "1"], cwd=folder,
                                   start_new_session=True, stdout=subprocess.DEVNULL,

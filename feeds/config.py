@@ -78,7 +78,7 @@ class WorkerSettings:
     # redelivers as soon as the worker's connection drops), and a source queued this long
     # ago and still due is queued again: what a dead worker costs at most.
     visibility_timeout: int = 300
-    rebuild_delay: int = 5  # seconds from a change to the feed rebuild: changes meanwhile join it
+    rebuild_delay: int = 5  # seconds from a topic's first change to its rebuild: later ones join it
 
 
 @dataclass(frozen=True)

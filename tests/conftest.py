@@ -29,6 +29,7 @@ from feeds.partners import PartnerDesk
 from feeds.pipeline import build_documents, build_tag, ingest_seeds
 from feeds.server import DocumentCache, create_app, make_server
 from storage import Storage
+from storage.schema import pending_rebuilds
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_SEEDS = REPO / "seeds"
@@ -162,6 +163,12 @@ def make_article():
 
 def hours(n: float) -> timedelta:
     return timedelta(hours=n)
+
+
+def waiting_rebuilds(storage: Storage) -> dict[str, datetime]:
+    """topic -> when its rebuild is due, for each topic waiting for one (feeds.tasks)."""
+    with storage.engine.connect() as conn:
+        return dict(conn.execute(sa.select(pending_rebuilds)).all())
 
 
 def run_together(processes: list) -> None:

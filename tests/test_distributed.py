@@ -24,11 +24,20 @@ import feedparser
 import pytest
 import requests
 import sqlalchemy as sa
-from conftest import NASHRA, SECURITY_TITLE, config_text, free_port, nashra_env, rfc822
+from conftest import (
+    NASHRA,
+    SECURITY_TITLE,
+    config_text,
+    free_port,
+    nashra_env,
+    rfc822,
+    waiting_rebuilds,
+)
 
 from feeds.config import ConfigError, default_config_text, load_settings, parse_settings
+from feeds.polling import sync_config_sources
 from feeds.publish import feed_path, topic_fingerprint
-from feeds.tasks import TaskQueue
+from feeds.tasks import TaskQueue, configure
 from storage import Storage
 from storage.schema import article_topics, articles
 
@@ -99,14 +108,14 @@ def feed_server():
 
 
 def _config(folder: Path, storage_url: str, server: FeedServer, broker: str = "",
-            queue: str = "") -> Path:
+            queue: str = "", rebuild_delay: int = 1) -> Path:
     seeds = folder / "seeds"
     seeds.mkdir(parents=True, exist_ok=True)
     text = config_text(storage_url, seeds)
     if broker:
         text = text.replace('# broker_url = "redis://127.0.0.1:6379/0"',
                             f'broker_url = "{broker}"')
-        text = text.replace("rebuild_delay = 5", "rebuild_delay = 1")
+        text = text.replace("rebuild_delay = 5", f"rebuild_delay = {rebuild_delay}")
         text = text.replace('queue = "nashra"', f'queue = "{queue}"')
         text = text.replace("visibility_timeout = 300", "visibility_timeout = 5")
     sources = "".join(f'\n[[sources]]\nurl = "{server.url(f)}"\nname = "feed-{f:03d}"\n'
@@ -301,6 +310,29 @@ def test_killing_a_worker_and_the_active_scheduler_mid_run_loses_nothing(
     assert _snapshot(cluster.url) == single_process
 
 
+def test_a_rebuild_asked_for_by_a_killed_worker_is_built_by_another(
+        tmp_path, pg_url, feed_server, broker_url, broker_queue):
+    # The worker that polled a source dies before the rebuild it asked for is due: the
+    # request waits in storage and the task in the broker, and another worker builds it.
+    Storage(pg_url).close()
+    config = _config(tmp_path, pg_url, feed_server, broker_url, broker_queue, rebuild_delay=3)
+    settings, storage = load_settings(config), Storage(pg_url)
+    processes = Processes(tmp_path, config)
+    try:
+        sync_config_sources(settings, storage)
+        victim = processes.start("worker", "--concurrency", "1")
+        TaskQueue(settings, storage).poll(storage.source("feed-000"))
+        asked = _wait_for(lambda: waiting_rebuilds(storage), "a rebuild asked for", processes)
+        processes.kill(victim)
+        assert "security" in asked and not _published(pg_url)
+        processes.start("worker", "--concurrency", "1")
+        _wait_for(lambda: not waiting_rebuilds(storage) and _published(pg_url),
+                  "the rebuild built by the other worker", processes)
+    finally:
+        processes.stop()
+        storage.close()
+
+
 def test_distributed_roles_refuse_sqlite(tmp_path, nashra, feed_server):
     sqlite = _config(tmp_path, f"sqlite:///{tmp_path / 'nashra.db'}", feed_server)
     refused = nashra("--config", str(sqlite), "run", "--role", "worker")
@@ -314,4 +346,4 @@ def test_the_broker_is_a_redis_or_rabbitmq_url_and_its_absence_is_named():
         parse_settings(default_config_text().replace('# broker_url = "redis://127.0.0.1:6379/0"',
                                                       'broker_url = "http://q"'), "t.toml")
     with pytest.raises(ConfigError, match=r"workers\.broker_url is missing; .* need a Celery"):
-        TaskQueue(SETTINGS)
+        configure(SETTINGS)
