@@ -172,12 +172,13 @@ def test_three_processes_storing_copies_at_once_leave_each_story_to_its_earliest
 
 
 def _as_version_6(url: str) -> None:
-    """Papers' stories stored, then the database made as version 6 left it: no index."""
+    """Papers' stories stored, then the database made as version 6 left it: no index, nor
+    the tables of the versions after it."""
     storage = Storage(url)
     _store(storage, Deduper(), [_story(n, "paper") for n in range(3)])
     with storage.engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE dedupe_bands"))
-        conn.execute(sa.text("DROP TABLE dedupe_locks"))
+        for later in ("dedupe_bands", "dedupe_locks", "partner_usage", "pending_rebuilds"):
+            conn.execute(sa.text(f"DROP TABLE {later}"))
         conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="6"))
     storage.close()
 
