@@ -178,7 +178,10 @@ def bench_schedule(bodies: list[bytes], sources: int, concurrency: int, window: 
         time.sleep(window)
         polls = runtime.polls - first
     finally:
-        runtime.stop()  # polls still running may log errors once the database is gone
+        runtime.stop()
+        deadline = time.monotonic() + 30
+        while runtime.fetching and time.monotonic() < deadline:  # polls still running
+            time.sleep(0.1)
         server.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     errors = sum(1 for s in storage.sources() if s.error_count)
