@@ -41,7 +41,7 @@ from feeds.tasks import TaskQueue, configure
 from storage import Storage
 from storage.schema import article_topics, articles
 
-FEEDS = 50
+FEEDS = 200
 ITEMS = 6  # feed f carries stories 2f .. 2f+5: each story is in three feeds
 WORDS = ("الأمن", "المغرب", "فيينا", "الرباط", "تعاون", "دولي", "مكافحة", "الاقتصاد",
          "البرلمان", "الحكومة", "الانتخابات", "الرياضة", "المنتخب", "الطقس", "الجامعة")
