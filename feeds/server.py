@@ -285,7 +285,7 @@ class FastPath:
 class _Answered:
     """The request cycle of a request `DocumentProtocol` answered itself: complete."""
 
-    response_complete, disconnected, keep_alive = True, False, True
+    response_complete = True
     message_event = asyncio.Event()  # set when the connection is lost; nobody waits on it
 
 
