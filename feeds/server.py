@@ -343,9 +343,15 @@ class DocumentProtocol(HttpToolsProtocol):
         if (method not in (b"GET", b"HEAD") or b"%" in path or self.expect_100_continue
                 or self.parser.should_upgrade() or self.pipeline or self.flow.write_paused
                 or (self.cycle is not None and not self.cycle.response_complete)
-                or self.limit_concurrency is not None or self.logger.level <= TRACE_LOG_LEVEL):
+                or self.limit_concurrency is not None or self.logger.level <= TRACE_LOG_LEVEL
+                or (self.access_log and self._forwarded())):
             return None
         return self.documents.get(path.decode("ascii").lstrip("/") or INDEX_PATH)
+
+    def _forwarded(self) -> bool:
+        """Whether a proxy forwarded the request: uvicorn's proxy-headers middleware then
+        logs the client it names, so the request goes that way."""
+        return any(name == b"x-forwarded-for" for name, _ in self.headers)
 
     def _log(self, method: bytes, url, status: int) -> None:
         """uvicorn's access log line."""

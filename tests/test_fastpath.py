@@ -139,7 +139,8 @@ def test_a_busy_connection_stays_open_and_an_idle_one_closes_after_the_timeout(l
         assert stream.read() == b""  # closed by the server
 
 
-def test_answers_from_the_protocol_are_in_the_access_log(live_server):
+def test_answers_from_the_protocol_are_in_the_access_log_with_the_forwarded_client(
+        live_server):
     records = Records()
     access = logging.getLogger("uvicorn.access")
     with serving(create_app(live_server.cache), access_log=True) as url:
@@ -148,11 +149,15 @@ def test_answers_from_the_protocol_are_in_the_access_log(live_server):
             etag = requests.get(url + "/topics/security.rss?utm=x", timeout=5).headers["ETag"]
             requests.get(url + "/topics/security.rss", headers={"If-None-Match": etag},
                          timeout=5)
+            requests.get(url + "/topics/security.atom", timeout=5,
+                         headers={"X-Forwarded-For": "203.0.113.7"})  # from a trusted proxy
         finally:
             access.removeHandler(records)
 
     assert any('"GET /topics/security.rss?utm=x HTTP/1.1" 200' in m for m in records.messages)
     assert any('"GET /topics/security.rss HTTP/1.1" 304' in m for m in records.messages)
+    assert any(m.startswith("203.0.113.7:") and "/topics/security.atom" in m
+               for m in records.messages)
 
 
 def test_refresh_reloads_after_a_build_and_keeps_unchanged_documents(settings, storage,
