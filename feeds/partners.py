@@ -97,7 +97,7 @@ class PartnerDesk:
             self._built[(partner.name, name)] = Served.of(document, key=(public, partner))
 
     def status(self) -> list[dict]:
-        usage = self.storage.partner_usage()
+        usage = self.storage.partner_pulls()
         rows = []
         for partner in self._partners:
             pulls, limited, last = usage.get(partner.name, (0, 0, None))

@@ -660,7 +660,7 @@ class Storage:
                                 .returning(usage.tokens)).scalar_one()
         return math.ceil((1 - left) * 60 / rate)
 
-    def partner_usage(self) -> dict[str, tuple[int, int, datetime | None]]:
+    def partner_pulls(self) -> dict[str, tuple[int, int, datetime | None]]:
         """Partner name -> (pulls, refused pulls, last pull), counted since it was added."""
         query = sa.select(partner_usage.c.name, partner_usage.c.pulls, partner_usage.c.limited,
                           partner_usage.c.last_pull)

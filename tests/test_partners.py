@@ -186,13 +186,13 @@ def test_server_processes_share_a_partners_bucket_and_counts(storage, storage_ur
     run_together([context.Process(target=_pull, args=(storage_url, start, allowed))
                   for _ in range(3)])
 
-    pulls, limited, last = storage.partner_usage()["shared"]
+    pulls, limited, last = storage.partner_pulls()["shared"]
     assert allowed.value == pulls == 3  # a bucket of 3, refilling one pull every 20 s
     assert limited == 30 - 3 and last is not None
     assert 0 < storage.take_pull("shared", 3) <= 20
     assert storage.take_pull("shared", 60) == 0  # a new rate starts a full bucket
     assert storage.remove_partner("shared") is False  # no such partner, but its usage goes
-    assert "shared" not in storage.partner_usage()
+    assert "shared" not in storage.partner_pulls()
 
 
 def test_token_never_reaches_the_access_log(live_server):
