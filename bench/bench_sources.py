@@ -22,12 +22,11 @@ import tempfile
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import feedparser
-from corpus import TextMaker, load_words
+from corpus import TextMaker, load_words, rss_feed
 
 from feeds.config import load_settings
 from feeds.model import Source
@@ -50,18 +49,10 @@ def generated_feeds(count: int, items: int) -> list[bytes]:
     rng = random.Random(2026)
     maker = TextMaker(load_words(), rng)
     now = datetime.now(UTC)
-    feeds = []
-    for n in range(count):
-        entries = "".join(
-            f"<item><title>{maker.phrase(9)}</title><link>https://example.org/{n}/{i}</link>"
-            f"<guid>https://example.org/{n}/{i}</guid>"
-            f"<pubDate>{format_datetime(now - timedelta(hours=i))}</pubDate>"
-            f"<description>{maker.phrase(120)}</description></item>"
-            for i in range(items))
-        feeds.append((f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-                      f"<title>feed {n}</title><link>https://example.org/{n}</link>"
-                      f"<language>ar</language>{entries}</channel></rss>").encode())
-    return feeds
+    return [rss_feed(n, [(maker.phrase(9), f"https://example.org/{n}/{i}",
+                          f"https://example.org/{n}/{i}", now - timedelta(hours=i),
+                          maker.phrase(120)) for i in range(items)])
+            for n in range(count)]
 
 
 class FeedServer:

@@ -30,13 +30,12 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 from amqp.exceptions import ChannelError
 from bench_sources import FeedServer, add_sources, settings_for
-from corpus import TextMaker, load_words
+from corpus import TextMaker, load_words, rss_feed
 from kombu import Connection
 
 from feeds.config import default_config_text, load_settings
@@ -58,17 +57,10 @@ def overlapping_feeds(count: int, items: int) -> list[bytes]:
     titles = [maker.phrase(9) for _ in range(stories)]
     bodies = [maker.phrase(150) for _ in range(stories)]
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    feeds = []
-    for f in range(count):
-        entries = "".join(
-            f"<item><title>{titles[s]}</title><link>https://example.org/story/{s}</link>"
-            f"<guid>urn:feed{f}:{s}</guid><pubDate>{format_datetime(now - timedelta(minutes=s))}"
-            f"</pubDate><description>{bodies[s]}</description></item>"
-            for s in range(5 * f, 5 * f + items))
-        feeds.append((f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-                      f"<title>feed {f}</title><link>https://example.org/{f}</link>"
-                      f"<language>ar</language>{entries}</channel></rss>").encode())
-    return feeds
+    return [rss_feed(f, [(titles[s], f"https://example.org/story/{s}", f"urn:feed{f}:{s}",
+                          now - timedelta(minutes=s), bodies[s])
+                         for s in range(5 * f, 5 * f + items)])
+            for f in range(count)]
 
 
 def stored(url: str) -> tuple[int, int]:

@@ -11,6 +11,8 @@ import argparse
 import os
 import random
 import string
+from datetime import datetime
+from email.utils import format_datetime
 from pathlib import Path
 
 from feeds.clean import is_chrome
@@ -103,3 +105,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, profile_help: str, top
     parser.add_argument("--top", type=int, default=top, help="rows of each profile to print")
     parser.add_argument("--no-pin", action="store_true", help="do not pin to one CPU")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+
+
+def rss_feed(number: int, items: list[tuple[str, str, str, datetime, str]]) -> bytes:
+    """A generated Arabic RSS 2.0 feed "feed N" of (title, link, guid, published, body)."""
+    entries = "".join(
+        f"<item><title>{title}</title><link>{link}</link><guid>{guid}</guid>"
+        f"<pubDate>{format_datetime(published)}</pubDate><description>{body}</description></item>"
+        for title, link, guid, published, body in items)
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>feed {number}</title><link>https://example.org/{number}</link>"
+            f"<language>ar</language>{entries}</channel></rss>").encode()
