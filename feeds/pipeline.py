@@ -209,19 +209,20 @@ def build_documents(settings: Settings, storage: Storage, force: bool = False,
     previous = {} if force else storage.built_from()
     empty_updated = storage.created
     changed: list[Document] = []
+    unread, newest = [], empty_updated  # the topics not looked at; the latest shown entry
     for topic in settings.topics:
         if topics is not None and topic.slug not in topics:
+            unread.append(topic.slug)
             continue
         articles = storage.articles(topic.slug, settings.items_per_feed)
+        newest = max([newest, *(a.updated for a in articles)])
         inputs = topic_fingerprint(settings, topic, articles)
         if any(previous.get(feed_path(topic.slug, kind)) != inputs for kind in FEED_KINDS):
             open_page, newest_archive = update_archives(settings, storage, topic, articles)
             changed += open_page
             changed += build_topic(settings, topic, articles, empty_updated, inputs,
                                    archive=newest_archive)
-    slugs = [t.slug for t in settings.topics]
-    newest = max(empty_updated, storage.newest_shown(slugs, settings.items_per_feed)
-                 or empty_updated)
+    newest = max(newest, storage.newest_shown(unread, settings.items_per_feed) or newest)
     stylesheets = [build_stylesheet(settings, language, empty_updated)
                    for language in dict.fromkeys(t.language for t in settings.topics)]
     for document in (build_opml(settings, newest),
