@@ -12,24 +12,27 @@ from collections.abc import Sequence
 
 from feeds.config import Settings
 from feeds.model import Article, Document, Topic
-from feeds.publish import archive_path, build_archive_page
+from feeds.publish import Entries, archive_path, build_archive_page
 from storage import Storage
 
 
 def update_archives(settings: Settings, storage: Storage, topic: Topic,
-                    current: Sequence[Article]) -> tuple[list[Document], str | None]:
+                    current: Sequence[Article], read: dict[str, Article],
+                    entries: Entries) -> tuple[list[Document], str | None]:
     """Freeze each page that filled; returns the open page to store (if any) and the URL
     of the newest archive page for the current feed's prev-archive link (None: no archive).
+    `read` and `entries` are the build's (see Storage.articles, publish.Entries).
     """
-    page, older = storage.open_archive(topic.slug, {a.id for a in current})
+    page, older = storage.open_archive(topic.slug, {a.id for a in current}, read)
     size, empty_updated = settings.items_per_feed, storage.created
     while len(older) >= size:
         page += 1
         stories, older = older[:size], older[size:]
         storage.freeze_archive(topic.slug, page, [a.id for a in stories], build_archive_page(
-            settings, topic, stories[::-1], page, True, empty_updated))
+            settings, topic, stories[::-1], page, True, empty_updated, entries))
     if not page and not older:
         return [], None
-    open_page = build_archive_page(settings, topic, older[::-1], page + 1, False, empty_updated)
+    open_page = build_archive_page(settings, topic, older[::-1], page + 1, False, empty_updated,
+                                   entries)
     newest = page + 1 if older else page
     return [open_page], f"{settings.base_url}/{archive_path(topic.slug, newest)}"

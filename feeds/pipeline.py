@@ -22,6 +22,7 @@ from feeds.config import Settings
 from feeds.model import Article, Document, Topic
 from feeds.publish import (
     FEED_KINDS,
+    Entries,
     build_index,
     build_opml,
     build_stylesheet,
@@ -209,19 +210,22 @@ def build_documents(settings: Settings, storage: Storage, force: bool = False,
     previous = {} if force else storage.built_from()
     empty_updated = storage.created
     changed: list[Document] = []
+    read: dict[str, Article] = {}  # an article in several topics is read once
+    entries = Entries()  # and written once
     unread, newest = [], empty_updated  # the topics not looked at; the latest shown entry
     for topic in settings.topics:
         if topics is not None and topic.slug not in topics:
             unread.append(topic.slug)
             continue
-        articles = storage.articles(topic.slug, settings.items_per_feed)
+        articles = storage.articles(topic.slug, settings.items_per_feed, read)
         newest = max([newest, *(a.updated for a in articles)])
         inputs = topic_fingerprint(settings, topic, articles)
         if any(previous.get(feed_path(topic.slug, kind)) != inputs for kind in FEED_KINDS):
-            open_page, newest_archive = update_archives(settings, storage, topic, articles)
+            open_page, newest_archive = update_archives(settings, storage, topic, articles,
+                                                         read, entries)
             changed += open_page
             changed += build_topic(settings, topic, articles, empty_updated, inputs,
-                                   archive=newest_archive)
+                                   archive=newest_archive, entries=entries)
     newest = max(newest, storage.newest_shown(unread, settings.items_per_feed) or newest)
     stylesheets = [build_stylesheet(settings, language, empty_updated)
                    for language in dict.fromkeys(t.language for t in settings.topics)]

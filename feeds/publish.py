@@ -8,6 +8,7 @@ left-to-right or neutral character (see feeds.text.rtl_label).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import html
 import json
@@ -20,6 +21,7 @@ from datetime import datetime
 from itertools import pairwise
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
@@ -287,19 +289,20 @@ def _credits(*credits: Credit | None) -> list:
 def build_topic(
     settings: Settings, topic: Topic, articles: Sequence[Article], empty_updated: datetime,
     built_from: str | None = None, syndication: Syndication = FULL,
-    archive: str | None = None,
+    archive: str | None = None, entries: Entries | None = None,
 ) -> list[Document]:
     """The RSS, Atom and JSON documents of `topic`, newest first; same inputs, same bytes.
 
     `built_from` is `topic_fingerprint` of the same inputs, when the caller has it already;
     a partner's `syndication` is part of it. `archive` is the newest archive page's URL.
+    `entries` are the build's, shared with the other feeds it writes.
     """
     updated = max((a.updated for a in articles), default=empty_updated)
     generator = _feed_generator(settings, topic, updated)
     if syndication == FULL:  # partner feeds are private: no hub can fetch them
         links = {"hub": settings.websub_hub, "prev-archive": archive}
         generator.nashra.links = {rel: href for rel, href in links.items() if href}
-    _add_entries(generator, settings, topic, articles, syndication)
+    (entries or Entries()).add(generator, settings, topic, articles, syndication)
     built_from = built_from or topic_fingerprint(settings, topic, articles)
     if syndication != FULL:
         built_from = fingerprint(built_from, syndication)
@@ -340,11 +343,47 @@ def _set_links(generator: FeedGenerator, settings: Settings, topic: Topic, path:
                    type="text/html")
 
 
-def _add_entries(generator: FeedGenerator, settings: Settings, topic: Topic,
-                 articles: Sequence[Article], syndication: Syndication) -> None:
-    categories = category_labels(settings, topic.language)
-    for article in articles:
-        _add_entry(generator, settings.base_url, categories, topic, article, syndication)
+class SharedEntry(FeedEntry):
+    """An entry that several feeds of one build show (an article in three topics, or in a
+    topic feed and an archive page): feedgen writes its RSS item and Atom entry once, and
+    every later feed gets a copy, since lxml moves an element it appends. Writing an entry
+    costs 6x what copying it does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._written: dict[tuple[str, bool], etree._Element] = {}
+
+    def atom_entry(self, extensions: bool = True) -> etree._Element:
+        return self._shared("atom", super().atom_entry, extensions)
+
+    def rss_entry(self, extensions: bool = True) -> etree._Element:
+        return self._shared("rss", super().rss_entry, extensions)
+
+    def _shared(self, kind: str, write, extensions: bool) -> etree._Element:
+        written = self._written.get((kind, extensions))
+        if written is None:
+            written = self._written[kind, extensions] = write(extensions)
+            return written
+        return copy.deepcopy(written)
+
+
+class Entries:
+    """The entries of one build, each made once: by article, feed language and shape."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[Article, str, Syndication], SharedEntry] = {}
+
+    def add(self, generator: FeedGenerator, settings: Settings, topic: Topic,
+            articles: Sequence[Article], syndication: Syndication) -> None:
+        categories = None  # labels of every tag in the topic's language, when first needed
+        for article in articles:
+            key = (article, topic.language, syndication)
+            entry = self._made.get(key)
+            if entry is None:
+                categories = categories or category_labels(settings, topic.language)
+                entry = self._made[key] = _entry(settings.base_url, categories, topic, article,
+                                                 syndication)
+            generator.add_entry(entry, order="append")  # its extension is registered already
 
 
 def category_labels(settings: Settings, language: str) -> dict[str, str]:
@@ -353,11 +392,12 @@ def category_labels(settings: Settings, language: str) -> dict[str, str]:
             **{t.slug: t.titles.get(language, t.title) for t in settings.topics}}
 
 
-def _add_entry(generator: FeedGenerator, base_url: str, categories: dict[str, str],
-               topic: Topic, article: Article, syndication: Syndication) -> None:
+def _entry(base_url: str, categories: dict[str, str], topic: Topic, article: Article,
+           syndication: Syndication) -> SharedEntry:
     """One entry; `categories` label every tag in `topic`'s language."""
     language = article.language
-    entry = generator.add_entry(order="append")
+    entry = SharedEntry()
+    entry.register_extension("nashra", EntryExtras)
     entry.id(f"urn:uuid:{article.id}")
     entry.title(label_for(article.title, language))
     entry.published(article.published)
@@ -381,10 +421,12 @@ def _add_entry(generator: FeedGenerator, base_url: str, categories: dict[str, st
     extras.creator = author
     extras.enclosures = article.enclosures
     extras.source_updated = article.updated
+    return entry
 
 
 def build_archive_page(settings: Settings, topic: Topic, articles: Sequence[Article],
-                       page: int, full: bool, empty_updated: datetime) -> Document:
+                       page: int, full: bool, empty_updated: datetime,
+                       entries: Entries | None = None) -> Document:
     """Archive page `page` of `topic` (RFC 5005), Atom; a `full` one never changes.
 
     Pages count from the oldest stories; every page links the one before and after it
@@ -400,7 +442,7 @@ def build_archive_page(settings: Settings, topic: Topic, articles: Sequence[Arti
     if full:
         links["next-archive"] = f"{base}/{archive_path(topic.slug, page + 1)}"
     generator.nashra.links, generator.nashra.archive = links, True
-    _add_entries(generator, settings, topic, articles, FULL)
+    (entries or Entries()).add(generator, settings, topic, articles, FULL)
     _set_links(generator, settings, topic, path, "atom")
     body = generator.atom_str(pretty=True)
     tag = etag(body)  # the body's hash: what the page is built from, hashed once

@@ -326,15 +326,21 @@ class Storage:
                 found[article_id].append(topic)
         return {i: tuple(t) for i, t in found.items()}
 
-    def articles(self, topic: str | None = None, limit: int = 50) -> list[Article]:
+    def articles(self, topic: str | None = None, limit: int = 50,
+                 read: dict[str, Article] | None = None) -> list[Article]:
         """The newest `limit` stories, of one topic or of all, newest first.
 
         One article per cluster of duplicates, its canonical one, with its outlet as
-        `origin` and the cluster's other outlets as `reported_by`.
+        `origin` and the cluster's other outlets as `reported_by`. `read` (id -> article)
+        holds what the caller read before: a build reads twenty topics that share half
+        their stories, so a topic's are taken from it where they can be, and the rest
+        added to it.
         """
-        query = _NEWEST if topic is None else _NEWEST_OF_TOPIC
         with self.engine.connect() as conn:
-            return _credited(conn, conn.execute(query, {"topic": topic, "limit": limit}).all())
+            if topic is None:
+                return _credited(conn, conn.execute(_NEWEST, {"limit": limit}).all())
+            ids = conn.execute(_NEWEST_OF_TOPIC, {"topic": topic, "limit": limit}).scalars()
+            return _recall(conn, ids.all(), {} if read is None else read)
 
     def article(self, reference: str) -> Article | None:
         """The article with this id, or the one whose id starts with it (8 characters up)."""
@@ -683,23 +689,24 @@ class Storage:
 
     # -- archives (RFC 5005) --------------------------------------------------------------
 
-    def open_archive(self, topic: str, shown: Collection[str]) -> tuple[int, list[Article]]:
+    def open_archive(self, topic: str, shown: Collection[str],
+                     read: dict[str, Article] | None = None) -> tuple[int, list[Article]]:
         """How many archive pages `topic` has frozen, and its stories that no frozen page
         holds and the current feed does not show, oldest first: the pages still to fill.
 
-        One connection, one read of the rows: a build asks this of every changed topic.
+        `read` as for `articles`. A build asks this of every changed topic.
         """
         story = article_topics.c.article_id  # not articles.id: the filters then need no row
         held = sa.exists().where(archived.c.topic == topic, archived.c.article_id == story)
-        query = (_article_select(keys=False)
-                 .join(article_topics, article_topics.c.article_id == articles.c.id)
+        query = (sa.select(story).join(articles, articles.c.id == story)
                  .where(article_topics.c.topic == topic, articles.c.duplicate_of.is_(None),
                         story.not_in(list(shown)), ~held)
-                 .order_by(article_topics.c.published, articles.c.id))
+                 .order_by(article_topics.c.published, story))
         pages = sa.select(sa.func.max(archived.c.page)).where(archived.c.topic == topic)
         with self.engine.connect() as conn:
-            return (conn.execute(pages).scalar() or 0,
-                    _credited(conn, conn.execute(query).all()))
+            older = conn.execute(query).scalars().all()
+            return conn.execute(pages).scalar() or 0, _recall(conn, older, {} if read is None
+                                                              else read)
 
     def freeze_archive(self, topic: str, page: int, ids: Sequence[str],
                        document: Document) -> None:
@@ -892,6 +899,16 @@ def _keys(row) -> DedupeKeys:
                       row.dedupe_containment or 0.0)
 
 
+def _recall(conn: Connection, ids: Sequence[str], read: dict[str, Article]) -> list[Article]:
+    """The articles `ids`, in that order: from `read` where it has them, else read (and
+    added to it). An id gone meanwhile is left out."""
+    missing = [i for i in ids if i not in read]
+    for chunk in _chunks(missing):
+        rows = conn.execute(_ARTICLES_BY_ID, {"ids": list(chunk)}).all()
+        read.update((article.id, article) for article in _credited(conn, rows))
+    return [read[i] for i in ids if i in read]
+
+
 def _credited(conn: Connection, rows: Sequence) -> list[Article]:
     """Articles of `rows`, each with its outlet and its cluster's other outlets."""
     credits: dict[str, list[Credit]] = {row.id: [] for row in rows}
@@ -930,19 +947,23 @@ def _newest_articles() -> tuple[sa.Select, sa.Select]:
     """The newest-first queries, built once: publishing runs one per topic every build.
 
     Only canonical articles: a topic shows each cluster once, found through the topics of
-    any of its members (see Storage._cluster_topics).
+    any of its members (see Storage._cluster_topics). A topic's gives the ids only, for
+    `_recall`.
     """
-    select = _article_select(keys=False).where(articles.c.duplicate_of.is_(None))
-    limit = sa.bindparam("limit")
-    newest = select.order_by(articles.c.published.desc(), articles.c.id).limit(limit)
-    of_topic = (select.join(article_topics, article_topics.c.article_id == articles.c.id)
-                .where(article_topics.c.topic == sa.bindparam("topic"))
-                .order_by(article_topics.c.published.desc(), articles.c.id).limit(limit))
+    limit, canonical = sa.bindparam("limit"), articles.c.duplicate_of.is_(None)
+    newest = (_article_select(keys=False).where(canonical)
+              .order_by(articles.c.published.desc(), articles.c.id).limit(limit))
+    story = article_topics.c.article_id
+    of_topic = (sa.select(story).join(articles, articles.c.id == story)
+                .where(article_topics.c.topic == sa.bindparam("topic"), canonical)
+                .order_by(article_topics.c.published.desc(), story).limit(limit))
     return newest, of_topic
 
 
 _NEWEST, _NEWEST_OF_TOPIC = _newest_articles()
 _ARTICLE_BY_ID = _article_select().where(articles.c.id == sa.bindparam("id"))
+_ARTICLES_BY_ID = _article_select(keys=False).where(
+    articles.c.id.in_(sa.bindparam("ids", expanding=True)))
 _MEMBERS = (sa.select(articles.c.duplicate_of, articles.c.source, articles.c.url,
                       articles.c.published, *_SOURCE_OF)
             .join(sources, sources.c.name == articles.c.source)
