@@ -302,7 +302,8 @@ def build_topic(
     if syndication == FULL:  # partner feeds are private: no hub can fetch them
         links = {"hub": settings.websub_hub, "prev-archive": archive}
         generator.nashra.links = {rel: href for rel, href in links.items() if href}
-    (entries or Entries()).add(generator, settings, topic, articles, syndication)
+    entries = entries or Entries()
+    entries.add(generator, settings, topic, articles, syndication)
     built_from = built_from or topic_fingerprint(settings, topic, articles)
     if syndication != FULL:
         built_from = fingerprint(built_from, syndication)
@@ -312,7 +313,8 @@ def build_topic(
                    kind)
         bodies[kind] = (generator.rss_str(pretty=True) if kind == "rss"
                         else generator.atom_str(pretty=True))
-    bodies["json"] = json_feed(settings, topic, articles, syndication)
+    bodies["json"] = json_feed(settings, topic, entries.json_items(articles, syndication),
+                               syndication)
     return [Document(syndication.prefix + feed_path(topic.slug, kind), MEDIA_TYPES[kind], body,
                      etag(body), updated, built_from, max_age(articles))
             for kind, body in bodies.items()]
@@ -372,6 +374,7 @@ class Entries:
 
     def __init__(self) -> None:
         self._made: dict[tuple[Article, str, Syndication], SharedEntry] = {}
+        self._items: dict[tuple[Article, Syndication], dict] = {}  # JSON Feed's
 
     def add(self, generator: FeedGenerator, settings: Settings, topic: Topic,
             articles: Sequence[Article], syndication: Syndication) -> None:
@@ -384,6 +387,13 @@ class Entries:
                 entry = self._made[key] = _entry(settings.base_url, categories, topic, article,
                                                  syndication)
             generator.add_entry(entry, order="append")  # its extension is registered already
+
+    def json_items(self, articles: Sequence[Article], syndication: Syndication) -> list[dict]:
+        items = self._items
+        for article in articles:
+            if (article, syndication) not in items:
+                items[article, syndication] = _json_item(article, syndication)
+        return [items[article, syndication] for article in articles]
 
 
 def category_labels(settings: Settings, language: str) -> dict[str, str]:
@@ -462,9 +472,10 @@ def _body(article: Article, syndication: Syndication) -> str:
     return body
 
 
-def json_feed(settings: Settings, topic: Topic, articles: Sequence[Article],
+def json_feed(settings: Settings, topic: Topic, items: list[dict],
               syndication: Syndication = FULL) -> bytes:
-    """The topic as JSON Feed 1.1, with the same labels and <div dir lang> bodies as RSS/Atom."""
+    """The topic as JSON Feed 1.1 (its `items` from Entries.json_items), with the same
+    labels and <div dir lang> bodies as RSS/Atom."""
     language, base = topic.language, settings.base_url
     feed = {
         "version": JSON_FEED_VERSION,
@@ -474,7 +485,7 @@ def json_feed(settings: Settings, topic: Topic, articles: Sequence[Article],
         "description": label_for(topic.description, language),
         "language": language,
         "authors": [{"name": label_for(settings.site_title, settings.language)}],
-        "items": [_json_item(article, syndication) for article in articles],
+        "items": items,
     }
     if settings.websub_hub and syndication == FULL:
         feed["hubs"] = [{"type": "WebSub", "url": settings.websub_hub}]
