@@ -131,6 +131,8 @@ articles = sa.Table(
     sa.UniqueConstraint("source", "key", name="uq_articles_source_key"),
 )
 
+_TOPIC_ORDER = ("topic", "published", "article_id")  # version 10 added article_id
+
 article_topics = sa.Table(
     "article_topics", metadata,
     sa.Column("article_id", sa.String(36), sa.ForeignKey("articles.id", ondelete="CASCADE"),
@@ -139,7 +141,8 @@ article_topics = sa.Table(
     sa.Column("published", UTCDateTime, nullable=False),
     # The article's own topic, or (when set) one its cluster has through this duplicate.
     sa.Column("via", sa.String(36)),
-    sa.Index("ix_article_topics_topic_published", "topic", "published"),
+    # With article_id, a topic's newest ids and unarchived stories come from the index alone.
+    sa.Index("ix_article_topics_topic_published", *_TOPIC_ORDER),
 )
 
 for _name, _table, _columns in _dedupe_indexes():
@@ -200,7 +203,8 @@ def _archived_columns() -> list[sa.Column]:
     ]
 
 
-archived = sa.Table("archived", metadata, *_archived_columns())
+archived = sa.Table("archived", metadata, *_archived_columns(),
+                    sa.Index("ix_archived_topic_page", "topic", "page"))  # version 10
 
 
 def _story_key_columns() -> list[sa.Column]:
@@ -380,11 +384,19 @@ def _v9_pending_rebuilds(op: Operations) -> None:
     pending_rebuilds.create(op.get_bind())
 
 
+def _v10_publishing_indexes(op: Operations) -> None:
+    """Indexes a build reads from: a topic's story ids in date order without a row read,
+    and the number of its frozen archive pages without a scan of them."""
+    op.drop_index("ix_article_topics_topic_published", table_name="article_topics")
+    op.create_index("ix_article_topics_topic_published", "article_topics", list(_TOPIC_ORDER))
+    op.create_index("ix_archived_topic_page", "archived", ["topic", "page"])
+
+
 # UPGRADES[n - 2] takes a database from version n - 1 to version n.
 UPGRADES: list[Callable[[Operations], None]] = [_v2_feed_sources, _v3_xhtml_bodies,
                                                  _v4_dedupe, _v5_partners, _v6_story_keys,
                                                  _v7_dedupe_bands, _v8_partner_usage,
-                                                 _v9_pending_rebuilds]
+                                                 _v9_pending_rebuilds, _v10_publishing_indexes]
 SCHEMA_VERSION = len(UPGRADES) + 1
 
 

@@ -179,6 +179,7 @@ def _as_version_6(url: str) -> None:
     with storage.engine.begin() as conn:
         for later in ("dedupe_bands", "dedupe_locks", "partner_usage", "pending_rebuilds"):
             conn.execute(sa.text(f"DROP TABLE {later}"))
+        conn.execute(sa.text("DROP INDEX ix_archived_topic_page"))  # version 10
         conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="6"))
     storage.close()
 

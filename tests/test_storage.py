@@ -205,6 +205,7 @@ def test_version_6_gives_each_url_to_its_earliest_article(db_path, make_article)
         conn.execute(articles.update().values(duplicate_of=None, dedupe_layer=None))
         for later in ("story_keys", "partner_usage", "pending_rebuilds"):  # versions 6, 8, 9
             conn.execute(sa.text(f"DROP TABLE {later}"))
+        conn.execute(sa.text("DROP INDEX ix_archived_topic_page"))  # version 10
         conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="5"))
     storage.close()
 
@@ -225,15 +226,44 @@ def test_a_topic_waiting_for_its_rebuild_keeps_its_time_until_taken(storage):
     assert storage.take_due_rebuilds(T0 + hours(9)) == set()
 
 
+def _as_version_9(conn) -> None:
+    """The database as version 9 left it: publishing's indexes as they were then."""
+    conn.execute(sa.text("DROP INDEX ix_archived_topic_page"))
+    conn.execute(sa.text("DROP INDEX ix_article_topics_topic_published"))
+    conn.execute(sa.text("CREATE INDEX ix_article_topics_topic_published "
+                         "ON article_topics (topic, published)"))
+    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="9"))
+
+
 def test_version_9_adds_the_pending_rebuilds(storage_url, storage):
     with storage.engine.begin() as conn:  # as version 8 left it
+        _as_version_9(conn)
         pending_rebuilds.drop(conn)
         conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="8"))
     storage.close()
 
     upgraded = Storage(storage_url)
     try:
-        assert _meta(storage_url)["schema_version"] == str(SCHEMA_VERSION) == "9"
+        assert _meta(storage_url)["schema_version"] == str(SCHEMA_VERSION)
         assert upgraded.request_rebuilds({"security"}, T0) == {"security"}
+    finally:
+        upgraded.close()
+
+
+def test_version_10_indexes_what_a_build_reads(storage_url, storage, make_article):
+    storage.save_articles([make_article("a", topics=("security",))])
+    with storage.engine.begin() as conn:
+        _as_version_9(conn)
+    storage.close()
+
+    upgraded = Storage(storage_url)
+    try:
+        indexes = {table: {i["name"]: i["column_names"] for i in
+                           sa.inspect(upgraded.engine).get_indexes(table)}
+                   for table in ("article_topics", "archived")}
+        assert indexes["article_topics"]["ix_article_topics_topic_published"] == [
+            "topic", "published", "article_id"]
+        assert indexes["archived"]["ix_archived_topic_page"] == ["topic", "page"]
+        assert [a.key for a in upgraded.articles("security")] == ["a"]
     finally:
         upgraded.close()
