@@ -226,12 +226,14 @@ class Storage:
         holder_of = {(h.kind, h.value): h.article_id for h in conn.execute(
             sa.select(story_keys.c.kind, story_keys.c.value, story_keys.c.article_id)
             .where(story_keys.c.value.in_([c["value"] for c in claims])))}
+        found = {}
         for claim in claims:
             article_id, holder = claim["article_id"], holder_of[claim["kind"], claim["value"]]
             if article_id not in matches and holder != article_id:
                 matches[article_id] = holder
-                _found(conn, article_id, DedupeKeys(layer=claim["kind"], similarity=1.0,
-                                                    containment=1.0))  # as the window's
+                found[article_id] = DedupeKeys(layer=claim["kind"], similarity=1.0,
+                                               containment=1.0)  # as the window's
+        _found(conn, found)
         return matches
 
     def _claim_near(self, conn: Connection, new: Sequence[Article], changed: Sequence[Article],
@@ -809,15 +811,16 @@ def _decide_again(conn: Connection, bands: Sequence[dict], leaders: Mapping[str,
     for row in mine:
         near_of.setdefault(row["article_id"], set()).update(holders.get(row["bucket"], ()))
     rows = {r.id: r for r in _with_roots(conn, set().union(*near_of.values()) - batch)}
-    matches = {}
-    for article_id, found in near_of.items():
-        found = {i for i in found if i in rows}  # stored outside the batch, in the window
-        if found:
-            found |= {rows[i].keys.duplicate_of for i in found} & rows.keys()
-            keys = near(leaders[article_id], [rows[i] for i in found])
+    matches, decided = {}, {}
+    for article_id, near_ids in near_of.items():
+        near_ids = {i for i in near_ids if i in rows}  # stored outside the batch, in the window
+        if near_ids:
+            near_ids |= {rows[i].keys.duplicate_of for i in near_ids} & rows.keys()
+            keys = near(leaders[article_id], [rows[i] for i in near_ids])
             if keys.duplicate_of or keys.replaces:
                 matches[article_id] = keys.duplicate_of or keys.replaces
-                _found(conn, article_id, keys)
+                decided[article_id] = keys
+    _found(conn, decided)
     return matches
 
 
@@ -892,12 +895,17 @@ def _join(conn: Connection, leaders: Mapping[str, str]) -> None:
                      [{"old": old, "new": new} for old, new in sorted(leaders.items())])
 
 
-def _found(conn: Connection, article_id: str, keys: DedupeKeys) -> None:
-    """Record how a new story was found to repeat a stored one (its cluster is settled
-    with the batch's)."""
-    conn.execute(articles.update().where(articles.c.id == article_id).values(
-        dedupe_layer=keys.layer, dedupe_similarity=keys.similarity,
-        dedupe_containment=keys.containment))
+_FOUND = articles.update().where(articles.c.id == sa.bindparam("found")).values(
+    dedupe_layer=sa.bindparam("layer"), dedupe_similarity=sa.bindparam("similarity"),
+    dedupe_containment=sa.bindparam("containment"))
+
+
+def _found(conn: Connection, found: Mapping[str, DedupeKeys]) -> None:
+    """Record how each new story was found to repeat a stored one (their clusters are
+    settled with the batch's), in one statement."""
+    if found:
+        conn.execute(_FOUND, [{"found": i, "layer": k.layer, "similarity": k.similarity,
+                               "containment": k.containment} for i, k in found.items()])
 
 
 def _keys(row) -> DedupeKeys:
