@@ -34,8 +34,14 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from feeds.config import Settings
 from feeds.partners import PartnerDesk
-from feeds.pipeline import Preparer, build_documents, build_tag, ingest_seeds
-from feeds.polling import make_fetcher, poll_source, sync_config_sources
+from feeds.pipeline import build_documents, build_tag, ingest_seeds
+from feeds.polling import (
+    FeedReader,
+    make_fetcher,
+    poll_source,
+    reader_processes,
+    sync_config_sources,
+)
 from feeds.server import (
     DocumentCache,
     FastPath,
@@ -75,8 +81,9 @@ class Runtime:
         self.partners = PartnerDesk(settings, storage, cache) if cache else None
         self.hub = HubPinger(settings.websub_hub) if settings.websub_hub and not queue else None
         self.fetcher = make_fetcher(settings)
-        # Its tagger takes a while to build: only a process that polls needs one.
-        self.prepare = None if queue else Preparer(settings)
+        # Its taggers take a while to build: only a process that polls needs a reader.
+        self.reader = None if queue else FeedReader(settings, reader_processes(settings),
+                                                     self.fetcher)
         self.fetching: set[str] = set()
         self.polls = 0  # polls completed (or queued) since start, for /status and benchmarks
         self._changed = threading.Event()
@@ -103,6 +110,8 @@ class Runtime:
 
     def stop(self) -> None:
         self.scheduler.shutdown(wait=False)
+        if self.reader:
+            self.reader.close()
         self.fetcher.close()
         if self.hub:
             self.hub.close()
@@ -157,7 +166,7 @@ class Runtime:
         self.fetching.add(name)
         try:
             report = self.queue.poll(source) if self.queue else poll_source(
-                self.settings, self.storage, self.fetcher, source, self._rng, self.prepare)
+                self.settings, self.storage, self.fetcher, source, self._rng, self.reader)
         finally:
             self.fetching.discard(name)
             self.polls += 1

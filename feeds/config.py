@@ -34,6 +34,7 @@ class FetchSettings:
     read_timeout: float = 30.0
     max_bytes: int = 10_000_000
     concurrency: int = 8
+    processes: int | None = None  # parsing processes; None: one per core, up to 4
     min_interval: int = 900
     max_interval: int = 86400
     max_backoff: int = 86400
@@ -308,7 +309,18 @@ def _fetch_settings(table: _Table) -> FetchSettings:
             raise table.error(name, f"must be a positive number of seconds, not {values[name]}")
     if values["min_interval"] > values["max_interval"]:
         raise table.error("min_interval", "must not be larger than max_interval")
+    values["processes"] = _processes(table)
     return FetchSettings(**values)
+
+
+def _processes(table: _Table) -> int | None:
+    value = table.get("processes", (int, str), "auto")
+    if value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise table.error("processes", f'must be "auto" or a whole number (0: parse in the '
+                                       f"polling threads), not {value!r}")
+    return value
 
 
 def _sources(root: _Table, fetch: FetchSettings, topics: set[str]) -> tuple[Source, ...]:

@@ -8,9 +8,11 @@ in the source's stored state (validators, errors, next poll), so a restart carri
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import random
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -26,6 +28,7 @@ from storage import Storage
 log = logging.getLogger("nashra.sources")
 
 FULL_TEXT_MIN_CHARS = 600  # an entry with less text than this is a summary worth completing
+MAX_AUTO_PROCESSES = 4  # each holds a tagger and the language model: ~110 MB
 
 
 def make_fetcher(settings: Settings) -> Fetcher:
@@ -65,14 +68,112 @@ def check_source(settings: Settings, fetcher: Fetcher, url: str) -> SourceCheck:
     return SourceCheck(result, feed, [prepare(a) for a in feed.articles])
 
 
+@dataclass(frozen=True)
+class ReadFeed:
+    """A fetched feed parsed, and its new and changed articles prepared: a poll's CPU work.
+
+    `feed` comes without its articles; those to store are `fresh`, the others `unchanged`.
+    """
+
+    feed: ParsedFeed
+    fresh: tuple[Article, ...]
+    unchanged: int
+    item_count: int
+    dates: tuple[datetime, ...]  # of the entries that carry a date
+
+
+def read_feed(prepare: Preparer, fetcher: Fetcher, source: Source, fetched: FetchResult,
+              known: Mapping[str, str], now: datetime) -> ReadFeed:
+    """Parse what a poll of `source` fetched and prepare what `known` (key -> content hash
+    stored) does not hold yet, with the source's language and topics; pages of full-text
+    sources are fetched here."""
+    feed = parse_feed(fetched.body, fetched.final_url, source.name,
+                      content_type=fetched.content_type, now=now)
+    fresh = []
+    for article in feed.articles:
+        if known.get(article.key) == article.content_hash:
+            continue
+        if source.language:
+            article = replace(article, language=source.language)
+        if source.topics:
+            article = article.with_topics(tuple(dict.fromkeys(article.topics + source.topics)))
+        if source.full_text and article.key not in known:
+            article = with_full_text(fetcher, article)
+        fresh.append(prepare(article))
+    dates = tuple(a.published for a in feed.articles if not a.date_estimated)
+    return ReadFeed(replace(feed, articles=[]), tuple(fresh), len(feed.articles) - len(fresh),
+                    len(feed.articles), dates)
+
+
+class FeedReader:
+    """Runs read_feed in `processes` worker processes, or in the calling thread when 0.
+
+    Parsing and preparing are most of a poll's CPU, and the poll threads share one core
+    under the GIL: worker processes let ingest use every core. Each worker builds its own
+    Preparer and fetcher once.
+    """
+
+    def __init__(self, settings: Settings, processes: int = 0, fetcher: Fetcher | None = None):
+        """`fetcher` fetches full-text pages in this process (a worker makes its own)."""
+        self._pool = None
+        if processes:
+            self._pool = ProcessPoolExecutor(
+                processes, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_reader, initargs=(settings, logging.getLogger().level))
+        else:
+            self._here = (Preparer(settings), fetcher or make_fetcher(settings))
+
+    def read(self, source: Source, fetched: FetchResult, known: Mapping[str, str],
+             now: datetime) -> ReadFeed:
+        if self._pool is None:
+            return read_feed(*self._here, source, fetched, known, now)
+        return self._pool.submit(_read_in_worker, source, fetched, known, now).result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def __enter__(self) -> FeedReader:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
+_worker: tuple[Preparer, Fetcher] | None = None  # a reader process's own
+
+
+def _start_reader(settings: Settings, log_level: int) -> None:
+    global _worker
+    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
+    _worker = (Preparer(settings), make_fetcher(settings))
+
+
+def _read_in_worker(source: Source, fetched: FetchResult, known: Mapping[str, str],
+                    now: datetime) -> ReadFeed:
+    return read_feed(*_worker, source, fetched, known, now)
+
+
+def reader_processes(settings: Settings, polls: int | None = None) -> int:
+    """Worker processes for `polls` polls (None: many, over time): [fetch] processes, or
+    one per core (up to 4) when it says "auto"; none for a single poll, which would wait
+    for a worker to start. A pool starts its workers when first given work."""
+    wanted = settings.fetch.processes
+    if wanted is None:
+        cores = os.cpu_count() or 1
+        wanted = min(cores, MAX_AUTO_PROCESSES) if cores > 1 else 0
+    return wanted if polls is None or polls > 1 else 0
+
+
 def poll_source(settings: Settings, storage: Storage, fetcher: Fetcher, source: Source,
-                rng: random.Random | None = None, prepare: Preparer | None = None
+                rng: random.Random | None = None, reader: FeedReader | None = None
                 ) -> IngestReport:
     """Poll `source` once and store what is new; never raises for the source's own faults.
 
-    Pass one `prepare` to every poll: building its tagger costs more than a poll.
+    Pass one `reader` to every poll: its Preparer (a tagger) takes longer to build than a
+    poll takes.
     """
-    now, rng, prepare = _now(), rng or random.Random(), prepare or Preparer(settings)
+    now, rng = _now(), rng or random.Random()
     report = IngestReport(source.name)
     result = fetcher.fetch(source.url, source.etag, source.last_modified)
     state = {"last_fetch": now, "last_status": result.status, "etag": result.etag,
@@ -83,18 +184,18 @@ def poll_source(settings: Settings, storage: Storage, fetcher: Fetcher, source: 
         state["url"] = result.moved_to
     error = result.error
     if result.ok:
-        feed = parse_feed(result.body, result.final_url, source.name,
-                          content_type=result.content_type, now=now)
+        reader = reader or FeedReader(settings, fetcher=fetcher)
+        read = reader.read(source, result, storage.content_hashes(source.name), now)
+        feed = read.feed
         if feed.bozo and feed.bozo != source.bozo:
             log.warning("source %s: %s", source.name, feed.bozo)
-        if not feed.articles and not feed.version:
+        if not read.item_count and not feed.version:
             error = feed.bozo or "the response is not an RSS or Atom feed; check the URL"
         else:
-            _store_feed(settings, storage, fetcher, source, feed, report, prepare)
-            dates = [a.published for a in feed.articles if not a.date_estimated]
-            interval = adaptive_interval(dates, source.min_interval, source.max_interval,
-                                         feed.update_hint, result.max_age)
-            state.update(item_count=len(feed.articles), bozo=feed.bozo, interval=interval,
+            _store_feed(settings, storage, read, report)
+            interval = adaptive_interval(list(read.dates), source.min_interval,
+                                         source.max_interval, feed.update_hint, result.max_age)
+            state.update(item_count=read.item_count, bozo=feed.bozo, interval=interval,
                          title=source.title or feed.title)
     errors = source.error_count + 1 if error else 0
     state.update(error_count=errors, last_error=error)
@@ -117,27 +218,13 @@ def poll_source(settings: Settings, storage: Storage, fetcher: Fetcher, source: 
     return report
 
 
-def _store_feed(settings: Settings, storage: Storage, fetcher: Fetcher, source: Source,
-                feed: ParsedFeed, report: IngestReport, prepare: Preparer) -> None:
-    known = storage.content_hashes(source.name)
-
-    def prepared() -> Iterator[Article]:
-        for article in feed.articles:
-            if known.get(article.key) == article.content_hash:
-                report.unchanged += 1
-                continue
-            if source.language:
-                article = replace(article, language=source.language)
-            if source.topics:
-                article = article.with_topics(tuple(dict.fromkeys(article.topics + source.topics)))
-            if source.full_text and article.key not in known:
-                article = with_full_text(fetcher, article)
-            yield prepare(article)
-
-    store(settings, storage, prepared(), report, kind="feed")
-    report.skipped += len(feed.problems)
-    for problem in feed.problems:
-        log.debug("source %s: %s", source.name, problem)
+def _store_feed(settings: Settings, storage: Storage, read: ReadFeed,
+                report: IngestReport) -> None:
+    report.unchanged += read.unchanged
+    store(settings, storage, read.fresh, report, kind="feed")
+    report.skipped += len(read.feed.problems)
+    for problem in read.feed.problems:
+        log.debug("source %s: %s", report.source, problem)
 
 
 def with_full_text(fetcher: Fetcher, article: Article) -> Article:
@@ -160,10 +247,11 @@ def with_full_text(fetcher: Fetcher, article: Article) -> Article:
 def poll_all(settings: Settings, storage: Storage, fetcher: Fetcher) -> list[IngestReport]:
     """Poll every enabled source once, `concurrency` at a time (for `nashra ingest`)."""
     sources = storage.sources(include_disabled=False)
-    prepare = Preparer(settings)
-    with ThreadPoolExecutor(max_workers=settings.fetch.concurrency) as pool:
+    processes = reader_processes(settings, len(sources))
+    with (FeedReader(settings, processes, fetcher) as reader,
+          ThreadPoolExecutor(max_workers=settings.fetch.concurrency) as pool):
         return list(pool.map(
-            lambda s: poll_source(settings, storage, fetcher, s, prepare=prepare), sources))
+            lambda s: poll_source(settings, storage, fetcher, s, reader=reader), sources))
 
 
 def _now() -> datetime:

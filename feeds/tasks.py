@@ -26,8 +26,8 @@ from kombu.utils.url import maybe_sanitize_url
 from feeds.config import ConfigError, Settings
 from feeds.fetch import Fetcher
 from feeds.model import Source
-from feeds.pipeline import IngestReport, Preparer, build_documents
-from feeds.polling import make_fetcher, poll_source
+from feeds.pipeline import IngestReport, build_documents
+from feeds.polling import FeedReader, make_fetcher, poll_source
 from feeds.websub import HubPinger, changed_feed_urls
 from storage import Storage
 
@@ -71,7 +71,7 @@ class _Worker:
     settings: Settings
     storage: Storage
     fetcher: Fetcher
-    prepare: Preparer
+    reader: FeedReader  # in this process: Celery's processes are the workers
     rebuilds: Rebuilds
     hub: HubPinger | None
 
@@ -81,8 +81,8 @@ def _worker() -> _Worker:
     """This worker process's storage, fetcher and tagger: made in the process that runs the
     tasks, after Celery forked it, since database connections do not survive a fork."""
     settings = _configured[0]
-    storage = Storage(settings.storage_url)
-    return _Worker(settings, storage, make_fetcher(settings), Preparer(settings),
+    storage, fetcher = Storage(settings.storage_url), make_fetcher(settings)
+    return _Worker(settings, storage, fetcher, FeedReader(settings, fetcher=fetcher),
                    Rebuilds(settings, storage),
                    HubPinger(settings.websub_hub) if settings.websub_hub else None)
 
@@ -102,7 +102,7 @@ def poll_task(self, name: str) -> str:
         if source is None or not source.enabled or not _due(source):
             return f"{name}: skipped (being polled elsewhere, or not due)"
         report = poll_source(here.settings, here.storage, here.fetcher, source,
-                             prepare=here.prepare)
+                             reader=here.reader)
     here.rebuilds.request(report.topics)
     return str(report)
 

@@ -71,9 +71,11 @@ def test_minimal_config_parses():
          "word or phrase"),
         ('[server]\nport = "x"\n', "server.port", "whole number"),
         ("[publish]\nitems_per_feed = -5\n", "publish.items_per_feed", "positive"),
+        ("[fetch]\nprocesses = -1\n", "fetch.processes", '"auto" or a whole number'),
+        ('[fetch]\nprocesses = "many"\n', "fetch.processes", '"auto" or a whole number'),
     ],
     ids=["missing-slug", "bad-slug", "duplicate-slug", "empty-terms", "blank-term",
-         "port-type", "negative-items"],
+         "port-type", "negative-items", "negative-processes", "word-processes"],
 )
 def test_parse_settings_error_names_key_path_and_problem(text, path, problem):
     message = _error(text)
@@ -94,6 +96,12 @@ def test_load_settings_on_missing_file_names_the_file(tmp_path):
         load_settings(missing)
     assert str(missing) in str(caught.value)
     assert "no such config file" in str(caught.value)
+
+
+def test_fetch_processes_are_auto_unless_a_number_is_given():
+    assert parse_settings("", "test.toml").fetch.processes is None
+    assert parse_settings("[fetch]\nprocesses = 0\n", "test.toml").fetch.processes == 0
+    assert parse_settings("[fetch]\nprocesses = 3\n", "test.toml").fetch.processes == 3
 
 
 def test_load_settings_reads_a_file(tmp_path):

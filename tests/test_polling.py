@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,7 +30,8 @@ from werkzeug import Response
 from feeds.config import load_settings
 from feeds.model import Source
 from feeds.pipeline import build_documents, ingest_seeds
-from feeds.polling import make_fetcher, poll_source, sync_config_sources
+from feeds.polling import make_fetcher, poll_all, poll_source, sync_config_sources
+from storage import Storage
 
 ETAG = '"feed-v1"'
 LAST_MODIFIED = "Thu, 01 May 2025 08:00:00 GMT"
@@ -479,3 +481,42 @@ def test_feed_article_and_seed_article_share_a_topic_feed(httpserver, settings, 
     for kind in ("rss", "atom"):
         feed = documents[f"topics/security.{kind}"]
         assert SEED_TITLE in feed and SECURITY_TITLE in feed, kind
+
+
+# --- worker processes -----------------------------------------------------------------------
+
+
+def stored_articles(storage) -> list[tuple]:
+    return sorted((a.id, a.title, a.content_html, a.summary, a.language, a.topics, a.url)
+                  for a in storage.articles(limit=100))
+
+
+def test_worker_processes_store_what_the_polling_thread_stores(httpserver, settings, tmp_path):
+    serve(httpserver, sports_feed())
+    serve(httpserver, rss_feed(rss_item("urn:s:1", SECURITY_TITLE, SECURITY_BODY),
+                               language="en"), path="/security")
+    serve(httpserver, rss_feed(rss_item("urn:f:1", "مشروع لتحلية مياه البحر في الداخلة",
+                                        "مشروع جديد لتحلية مياه البحر.",
+                                        link="/articles/1.html")), path="/full")
+    serve(httpserver, article_page(), path="/articles/1.html",
+          content_type="text/html; charset=utf-8")
+    results = {}
+    for processes in (0, 2):
+        polled = replace(settings, storage_url=f"sqlite:///{tmp_path / f'{processes}.db'}",
+                         fetch=replace(settings.fetch, processes=processes))
+        storage = Storage(polled.storage_url)
+        for name, path, fields in (("sports", "/feed", {"topics": ("morocco",)}),
+                                   ("security", "/security", {}),
+                                   ("full", "/full", {"full_text": True})):
+            storage.add_source(Source(name=name, url=httpserver.url_for(path), **fields))
+        with make_fetcher(polled) as fetcher:
+            first = poll_all(polled, storage, fetcher)
+            again = poll_all(polled, storage, fetcher)  # nothing changed: nothing prepared
+        results[processes] = stored_articles(storage)
+        storage.close()
+        assert sum(r.new for r in first) == 5 and sum(r.unchanged for r in again) == 5
+    assert results[2] == results[0]
+    by_title = {row[1]: row for row in results[2]}
+    assert by_title[SECURITY_TITLE][4] == "ar"  # detected in the worker, not the declared en
+    assert "بطاقة إنتاجية تبلغ ثلاثين مليون" in by_title["مشروع لتحلية مياه البحر في الداخلة"][2]
+    assert sum("morocco" in row[5] for row in results[2]) >= 3  # the source's topic
