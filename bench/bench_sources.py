@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import multiprocessing
+import os
 import resource
 import sys
 import tempfile
@@ -30,7 +31,7 @@ from corpus import TextMaker, load_words, rss_feed
 
 from feeds.config import load_settings
 from feeds.model import Source
-from feeds.polling import make_fetcher, poll_all
+from feeds.polling import make_fetcher, poll_all, reader_processes
 from feeds.server import DocumentCache
 from scheduler import Runtime
 from storage import Storage
@@ -102,12 +103,27 @@ def _serve(bodies: list[bytes], pipe) -> None:
     httpd.serve_forever()
 
 
-def settings_for(folder: Path, concurrency: int, interval: int):
+def settings_for(folder: Path, concurrency: int, interval: int, processes: int | None = None):
     settings = load_settings()
     return replace(settings, storage_url=f"sqlite:///{folder}/nashra.db",
                    seeds_dir=folder / "no-seeds",
-                   fetch=replace(settings.fetch, concurrency=concurrency,
+                   fetch=replace(settings.fetch, concurrency=concurrency, processes=processes,
                                  min_interval=interval, max_interval=interval))
+
+
+def reader_peaks() -> list[int]:
+    """Peak RSS (KiB) of this process's reader workers (feeds.polling.FeedReader's pool),
+    read while they run."""
+    peaks = []
+    for children in Path("/proc/self/task").glob("*/children"):
+        for pid in children.read_text().split():
+            try:
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    status = Path(f"/proc/{pid}/status").read_text()
+                    peaks.append(int(status.split("VmHWM:")[1].split()[0]))
+            except (OSError, IndexError):
+                continue  # gone meanwhile
+    return peaks
 
 
 def add_sources(storage: Storage, server: FeedServer, count: int, interval: int) -> None:
@@ -117,42 +133,47 @@ def add_sources(storage: Storage, server: FeedServer, count: int, interval: int)
 
 
 def bench_ingest(bodies: list[bytes], feeds: int, concurrency: int, folder: Path,
-                 rounds: int) -> None:
-    """Bare feedparser and Nashra's pipeline take turns, `rounds` times, each into a new
-    database; the best time of each counts, so a busy spell of the machine skews neither."""
+                 rounds: int, processes: int | None) -> None:
+    """Bare feedparser and Nashra's pipeline (with its parsing processes, then with none)
+    take turns, `rounds` times, each into a new database; the best time of each counts, so
+    a busy spell of the machine skews none of them."""
     served = [bodies[n % len(bodies)] for n in range(feeds)]
     total_bytes = sum(map(len, served))
     server = FeedServer(bodies)
-    bare = nashra = float("inf")
+    best = {"bare": float("inf"), "pool": float("inf"), "threads": float("inf")}
+    workers = reader_processes(settings_for(folder, concurrency, 3600, processes), feeds)
     for round_ in range(rounds):
         start = time.perf_counter()
         for body in served:
             feedparser.parse(body)
-        bare = min(bare, time.perf_counter() - start)
-        settings = settings_for(folder / str(round_), concurrency, 3600)
-        storage = Storage(settings.storage_url)
-        add_sources(storage, server, feeds, 3600)
-        with make_fetcher(settings) as fetcher:
-            start = time.perf_counter()
-            reports = poll_all(settings, storage, fetcher)
-            nashra = min(nashra, time.perf_counter() - start)
-        stored = storage.article_count()
-        storage.close()
+        best["bare"] = min(best["bare"], time.perf_counter() - start)
+        for run, count in (("pool", processes), ("threads", 0)):
+            settings = settings_for(folder / f"{round_}-{run}", concurrency, 3600, count)
+            storage = Storage(settings.storage_url)
+            add_sources(storage, server, feeds, 3600)
+            with make_fetcher(settings) as fetcher:
+                start = time.perf_counter()
+                reports = poll_all(settings, storage, fetcher)
+                best[run] = min(best[run], time.perf_counter() - start)
+            stored = storage.article_count()
+            storage.close()
     server.close()
-    mb = total_bytes / 1e6
+    mb, bare = total_bytes / 1e6, best["bare"]
     print(f"ingest of {feeds} local feeds ({mb:.1f} MB, {stored} articles stored, "
           f"{sum(r.new for r in reports)} new), best of {rounds}:")
     print(f"  bare feedparser.parse   {bare:7.2f} s   {mb / bare:6.2f} MB/s")
-    print(f"  nashra pipeline         {nashra:7.2f} s   {mb / nashra:6.2f} MB/s  "
-          f"({concurrency} concurrent fetches)")
-    print(f"  ratio nashra/feedparser throughput: {bare / nashra:.2f}x  (target >= 0.7x)")
+    for run, label in (("pool", f"{workers} parsing processes"), ("threads", "threads only")):
+        print(f"  nashra pipeline         {best[run]:7.2f} s   {mb / best[run]:6.2f} MB/s  "
+              f"({concurrency} concurrent fetches, {label}): {bare / best[run]:.2f}x")
+    print(f"  ratio nashra/feedparser throughput: {bare / best['pool']:.2f}x  (target >= 0.7x; "
+          f"{os.cpu_count()} cores)")
 
 
 def bench_schedule(bodies: list[bytes], sources: int, concurrency: int, window: float,
-                   folder: Path) -> None:
+                   folder: Path, processes: int | None) -> None:
     server = FeedServer(bodies)
     interval = 5
-    settings = settings_for(folder, concurrency, interval)
+    settings = settings_for(folder, concurrency, interval, processes)
     storage = Storage(settings.storage_url)
     add_sources(storage, server, sources, interval)
     now = datetime.now(UTC)
@@ -168,6 +189,7 @@ def bench_schedule(bodies: list[bytes], sources: int, concurrency: int, window: 
         first = runtime.polls
         time.sleep(window)
         polls = runtime.polls - first
+        workers = reader_peaks()
     finally:
         runtime.stop()
         deadline = time.monotonic() + 30
@@ -180,7 +202,8 @@ def bench_schedule(bodies: list[bytes], sources: int, concurrency: int, window: 
     print(f"{sources} sources scheduled, {concurrency} concurrent fetches, {window:.0f} s window:")
     print(f"  polls completed: {polls}  ->  {polls / window:.1f} polls/s  ({errors} sources "
           "in error)")
-    print(f"  peak RSS: {peak / 1024:.0f} MB (before the scheduler: {rss_before / 1024:.0f} MB)")
+    print(f"  peak RSS: {peak / 1024:.0f} MB (before the scheduler: {rss_before / 1024:.0f} MB)"
+          f"; parsing processes: {len(workers)}, {sum(workers) / 1024:.0f} MB together")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -191,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="turns of feedparser and the pipeline; the best of each counts")
     parser.add_argument("--window", type=float, default=30, help="seconds of scheduling measured")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="parsing processes ([fetch] processes; default: auto)")
     parser.add_argument("--generated", action="store_true",
                         help="use generated feeds even when the shared corpus is present")
     args = parser.parse_args(argv)
@@ -200,9 +225,11 @@ def main(argv: list[str] | None = None) -> None:
         bodies, origin = generated_feeds(50, 20), "generated Arabic RSS (50 feeds x 20 items)"
     print(f"feeds: {origin}, {len(bodies)} distinct bodies; python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as two:
-        bench_ingest(bodies, args.feeds, args.concurrency, Path(one), args.rounds)
+        bench_ingest(bodies, args.feeds, args.concurrency, Path(one), args.rounds,
+                     args.processes)
         if args.sources:
-            bench_schedule(bodies, args.sources, args.concurrency, args.window, Path(two))
+            bench_schedule(bodies, args.sources, args.concurrency, args.window, Path(two),
+                           args.processes)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ import logging
 import multiprocessing
 import os
 import random
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -105,6 +107,10 @@ def read_feed(prepare: Preparer, fetcher: Fetcher, source: Source, fetched: Fetc
                     len(feed.articles), dates)
 
 
+class ReaderDied(RuntimeError):
+    """A FeedReader worker process ended abruptly (killed, or out of memory)."""
+
+
 class FeedReader:
     """Runs read_feed in `processes` worker processes, or in the calling thread when 0.
 
@@ -115,19 +121,32 @@ class FeedReader:
 
     def __init__(self, settings: Settings, processes: int = 0, fetcher: Fetcher | None = None):
         """`fetcher` fetches full-text pages in this process (a worker makes its own)."""
-        self._pool = None
+        self._settings, self._processes, self._pool = settings, processes, None
+        self._lock = threading.Lock()
         if processes:
-            self._pool = ProcessPoolExecutor(
-                processes, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_reader, initargs=(settings, logging.getLogger().level))
+            self._pool = self._new_pool()
         else:
             self._here = (Preparer(settings), fetcher or make_fetcher(settings))
 
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self._processes, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_reader, initargs=(self._settings, logging.getLogger().level))
+
     def read(self, source: Source, fetched: FetchResult, known: Mapping[str, str],
              now: datetime) -> ReadFeed:
+        """Raises ReaderDied if a worker died meanwhile (a new pool then takes over)."""
         if self._pool is None:
             return read_feed(*self._here, source, fetched, known, now)
-        return self._pool.submit(_read_in_worker, source, fetched, known, now).result()
+        pool = self._pool
+        try:
+            return pool.submit(_read_in_worker, source, fetched, known, now).result()
+        except BrokenProcessPool as exc:
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = self._new_pool()
+            raise ReaderDied(f"a parsing process died while this feed was read ({exc}); "
+                             "new ones were started, and the next poll reads it again") from None
 
     def close(self) -> None:
         if self._pool is not None:
@@ -183,9 +202,15 @@ def poll_source(settings: Settings, storage: Storage, fetcher: Fetcher, source: 
         log.info("source %s: moved permanently to %s; URL updated", source.name, result.moved_to)
         state["url"] = result.moved_to
     error = result.error
+    read = None
     if result.ok:
         reader = reader or FeedReader(settings, fetcher=fetcher)
-        read = reader.read(source, result, storage.content_hashes(source.name), now)
+        try:
+            read = reader.read(source, result, storage.content_hashes(source.name), now)
+        except ReaderDied as exc:
+            error = str(exc)
+            state.update(etag=source.etag, last_modified=source.last_modified)  # read it again
+    if read is not None:
         feed = read.feed
         if feed.bozo and feed.bozo != source.bozo:
             log.warning("source %s: %s", source.name, feed.bozo)

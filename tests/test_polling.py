@@ -7,7 +7,10 @@ stored (articles and the source's polling state) back from storage.
 from __future__ import annotations
 
 import logging
+import os
 import random
+import signal
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +33,13 @@ from werkzeug import Response
 from feeds.config import load_settings
 from feeds.model import Source
 from feeds.pipeline import build_documents, ingest_seeds
-from feeds.polling import make_fetcher, poll_all, poll_source, sync_config_sources
+from feeds.polling import (
+    FeedReader,
+    make_fetcher,
+    poll_all,
+    poll_source,
+    sync_config_sources,
+)
 from storage import Storage
 
 ETAG = '"feed-v1"'
@@ -520,3 +529,31 @@ def test_worker_processes_store_what_the_polling_thread_stores(httpserver, setti
     assert by_title[SECURITY_TITLE][4] == "ar"  # detected in the worker, not the declared en
     assert "بطاقة إنتاجية تبلغ ثلاثين مليون" in by_title["مشروع لتحلية مياه البحر في الداخلة"][2]
     assert sum("morocco" in row[5] for row in results[2]) >= 3  # the source's topic
+
+
+def reader_workers() -> list[int]:
+    """The pids of this process's spawned worker processes."""
+    return [int(pid) for children in Path("/proc/self/task").glob("*/children")
+            for pid in children.read_text().split()
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def test_a_killed_parsing_process_fails_one_poll_and_the_next_reads_the_feed(
+        httpserver, settings, storage, add, fetcher):
+    serve(httpserver, sports_feed(), ETag=ETAG)
+    add()
+    with FeedReader(settings, processes=1) as reader:
+        assert poll_source(settings, storage, fetcher, storage.source("news"),
+                           reader=reader).new == 3
+        storage.save_source_state(replace(storage.source("news"), etag=None))
+        for pid in reader_workers():
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+
+        failed = poll_source(settings, storage, fetcher, storage.source("news"), reader=reader)
+        source = storage.source("news")
+        assert "parsing process died" in failed.note and source.error_count == 1
+        assert source.etag is None  # not remembered: the next poll fetches the feed whole
+
+        again = poll_source(settings, storage, fetcher, source, reader=reader)
+        assert again.unchanged == 3 and storage.source("news").error_count == 0
