@@ -50,9 +50,17 @@ def dedupe_text(title: str, content_html: str, summary: str) -> str:
     return body if body.count(" ") >= SHORT_BODY_WORDS else f"{title}\n{body}"
 
 
-def _prepared(article: Article) -> dedupe.Prepared:
-    text = dedupe_text(article.title, article.content_html, article.summary)
-    return dedupe.prepare(article.url, text)
+def _ready(article: Article) -> tuple[dedupe.Prepared, DedupeKeys]:
+    """What dedupe decides on, and the keys it stores: from the keys pipeline.Preparer put
+    on the article (for a feed, in a parsing process), else computed here."""
+    keys = article.dedupe
+    if keys is None or not keys.signature:
+        prepared = dedupe.prepare(article.url, dedupe_text(article.title, article.content_html,
+                                                           article.summary))
+        return prepared, _keys(prepared)
+    keys = DedupeKeys(keys.url, keys.fingerprint, keys.signature)  # no earlier decision
+    signature = dedupe.Signature.from_bytes(keys.signature)
+    return dedupe.Prepared(keys.url, keys.fingerprint, signature), keys
 
 
 def _keys(prepared: dedupe.Prepared) -> DedupeKeys:
@@ -136,7 +144,7 @@ class Deduper:
         now = datetime.now(UTC)
         if now - self._expired >= timedelta(hours=1):
             self.expire(now)
-        ready = [(prepared, _keys(prepared)) for prepared in map(_prepared, batch)]
+        ready = [_ready(article) for article in batch]
         if self.storage is not None:  # the window is what the database holds near the batch
             self._clear()
             self._fill(self.storage.dedupe_window(now - self.window, [k for _, k in ready]))

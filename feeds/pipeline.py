@@ -8,7 +8,7 @@ from __future__ import annotations
 import gzip
 import logging
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from feeds.archives import update_archives
 from feeds.clean import clean_article
-from feeds.clusters import deduper_for, forget_deduper
+from feeds.clusters import dedupe_keys, deduper_for, forget_deduper
 from feeds.config import Settings
 from feeds.model import Article, Document, Topic
 from feeds.publish import (
@@ -82,7 +82,8 @@ def make_tagger(settings: Settings) -> Tagger:
 
 
 class Preparer:
-    """clean -> tag for one source's articles: the stages every source shares."""
+    """clean -> tag -> dedupe keys for one source's articles: the stages every source shares
+    before storing, none of which needs storage (so a parsing process can run them)."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -93,7 +94,9 @@ class Preparer:
         for unknown in set(article.topics) - self.known_topics:
             log.warning("%s %s: topic %r is not in the config; add it under [[topics]]",
                         article.source, article.key, unknown)
-        return self.tagger.tag(clean_article(article, self.settings.language))
+        tagged = self.tagger.tag(clean_article(article, self.settings.language))
+        return replace(tagged, dedupe=dedupe_keys(tagged.url, tagged.title, tagged.content_html,
+                                                  tagged.summary))
 
 
 def store(settings: Settings, storage: Storage, articles: Iterable[Article],
