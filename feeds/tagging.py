@@ -111,8 +111,10 @@ class Matcher:
         self._automaton = ahocorasick.Automaton()
         for form, found in entries.items():
             pids, suffixes = zip(*found, strict=True)
+            # The suffixes a form allows follow from its last letter, so its patterns agree.
+            assert len(set(suffixes)) == 1, form
             whole = form.endswith(" ")
-            self._automaton.add_word(form, (len(form) - 2, pids, None if whole else suffixes))
+            self._automaton.add_word(form, (len(form) - 2, pids, None if whole else suffixes[0]))
         self._forms = len(entries)
         if self._forms:
             self._automaton.make_automaton()
@@ -141,12 +143,12 @@ class Matcher:
         """pattern id -> start offsets in `text` (from `searchable`) of the words it matched."""
         hits: defaultdict[int, list[int]] = defaultdict(list)
         for end, (offset, pids, suffixes) in self._automaton.iter(text) if self._forms else ():
-            if suffixes is not None and text[end + 1] != " ":  # a suffix: is it allowed?
-                suffix = text[end + 1:text.find(" ", end + 1)]
-                pids = [pid for pid, allowed in zip(pids, suffixes, strict=True)
-                        if suffix in allowed]
+            if (suffixes is not None and text[end + 1] != " "  # a suffix: is it allowed?
+                    and text[end + 1:text.find(" ", end + 1)] not in suffixes):
+                continue
+            start = end - offset
             for pid in pids:
-                hits[pid].append(end - offset)
+                hits[pid].append(start)
         return hits
 
 
