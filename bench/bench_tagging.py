@@ -155,8 +155,8 @@ def run(args: argparse.Namespace) -> None:
     line("folding alone (feeds.dedupe.normalize_text)", "fold")
     line("rule engine: Tagger.tags (text, fold, match, rules)", "rules")
     print(f"  ratio rule engine / (fold + bare): "
-          f"{timings['rules'] / (timings['fold'] + timings['bare']):.2f}x; "
-          f"{tags:.1f} tags per article")
+          f"{timings['rules'] / (timings['fold'] + timings['bare']):.2f}x, / bare alone: "
+          f"{timings['rules'] / timings['bare']:.2f}x; {tags:.1f} tags per article")
 
 
 def main() -> None:

@@ -11,11 +11,13 @@ Every entity found becomes a tag of its own (`person:...`, `place:...`, `org:...
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from itertools import chain, compress, count
+from operator import ge
 from typing import TYPE_CHECKING
 
 import ahocorasick
@@ -55,6 +57,14 @@ _CAPITALS = re.compile(r"[A-Z][A-Z0-9]+")  # \b would cost 4x the scan on Arabic
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]")
 _MARK = "\u0800"
 _TITLE_END = "\u0801"
+
+
+def _has_capitals(text: str) -> bool:
+    """Whether `text` has a Latin capital: most Arabic articles have none, and dropping
+    every other letter in C, then comparing with the lowercase, takes half the time of
+    _CAPITALS scanning the text."""
+    latin = text.encode("ascii", "ignore")
+    return latin != latin.lower()
 
 
 def _is_arabic(char: str) -> bool:
@@ -109,10 +119,17 @@ class Matcher:
                     form += " "
                 entries.setdefault(form, []).append((pid, suffixes))
         self._automaton = ahocorasick.Automaton()
-        for form, found in entries.items():
-            pids, suffixes = zip(*found, strict=True)
+        # A pyahocorasick node scans its children in the order they were added: sorting the
+        # forms by their letters, the commonest among the forms first, puts the children
+        # a text takes most often at the front (tagging took 5-8% less).
+        commonest = Counter(chain.from_iterable(entries)).most_common()
+        order = {ord(letter): rank for rank, (letter, _) in enumerate(commonest)}
+        for form in sorted(entries, key=lambda form: form.translate(order)):
+            pids, suffixes = zip(*entries[form], strict=True)
+            # The suffixes a form allows follow from its last letter, so its patterns agree.
+            assert len(set(suffixes)) == 1, form
             whole = form.endswith(" ")
-            self._automaton.add_word(form, (len(form) - 2, pids, None if whole else suffixes))
+            self._automaton.add_word(form, (len(form) - 2, pids, None if whole else suffixes[0]))
         self._forms = len(entries)
         if self._forms:
             self._automaton.make_automaton()
@@ -125,7 +142,7 @@ class Matcher:
         Both are folded in one call, the title marked off by a letter no text uses.
         """
         text = f"{title} {_TITLE_END} {body}"
-        if self._acronyms:
+        if self._acronyms and _has_capitals(text):
             text = _CAPITALS.sub(self._mark, text)
         head, _, rest = normalize_text(text).partition(_TITLE_END)
         return f" {head}  {rest} ", len(head) + 2
@@ -141,12 +158,12 @@ class Matcher:
         """pattern id -> start offsets in `text` (from `searchable`) of the words it matched."""
         hits: defaultdict[int, list[int]] = defaultdict(list)
         for end, (offset, pids, suffixes) in self._automaton.iter(text) if self._forms else ():
-            if suffixes is not None and text[end + 1] != " ":  # a suffix: is it allowed?
-                suffix = text[end + 1:text.find(" ", end + 1)]
-                pids = [pid for pid, allowed in zip(pids, suffixes, strict=True)
-                        if suffix in allowed]
+            if (suffixes is not None and text[end + 1] != " "  # a suffix: is it allowed?
+                    and text[end + 1:text.find(" ", end + 1)] not in suffixes):
+                continue
+            start = end - offset
             for pid in pids:
-                hits[pid].append(end - offset)
+                hits[pid].append(start)
         return hits
 
 
@@ -309,10 +326,50 @@ def _triggering(node: Compiled) -> Iterator[int]:
             yield from _triggering(part)
 
 
-def _found(ids: frozenset[int], hits: dict[int, list[int]]) -> set[int] | None:
-    """The word offsets of the hits of any of `ids`, or None without one."""
-    present = hits.keys() & ids  # goes over the smaller of the two
-    return set().union(*[hits[pid] for pid in present]) if present else None
+# A compiled rule as a function of the ids found: the ids whose words count, or None when
+# it does not hold.
+Test = Callable[[set[int]], "set[int] | None"]
+
+
+def _test(node: Compiled) -> Test:
+    """`node` as a Test. Walking the tree for each topic of each article cost more than all
+    the rest of the rules, so each node becomes a closure that calls only its nested rules
+    and tests its own sets of ids in C. Words count under `any` and `all`, not under
+    `none`; `all` of no part does not hold, `none` of no part does."""
+    if isinstance(node, frozenset):
+        return lambda found: found & node or None
+    op, parts = node
+    leaves = [part for part in parts if isinstance(part, frozenset)]
+    nested = [_test(part) for part in parts if not isinstance(part, frozenset)]
+    # Under `any` and `none`, Tagger._compile made the leaves one set.
+    merged = frozenset().union(*leaves)
+
+    def none_of(found: set[int]) -> set[int] | None:
+        if found.isdisjoint(merged) and (not nested or all(t(found) is None for t in nested)):
+            return set()
+        return None
+
+    def all_of(found: set[int]) -> set[int] | None:
+        counting: set[int] = set()
+        for leaf in leaves:
+            if not (ids := found & leaf):
+                return None
+            counting |= ids
+        for t in nested:
+            if (ids := t(found)) is None:
+                return None
+            counting |= ids
+        return counting if parts else None
+
+    def any_of(found: set[int]) -> set[int] | None:
+        counting = found & merged
+        held = bool(counting)
+        for t in nested:
+            if (ids := t(found)) is not None:
+                held = True
+                counting |= ids
+        return counting if held else None
+    return {"none": none_of, "all": all_of, "any": any_of}[op]
 
 
 class Tagger:
@@ -332,12 +389,18 @@ class Tagger:
         self._entity_pids = {tag: [self._pid(a, True) for a in e.aliases]
                              for tag, e in self.entities.items()}
         self._alias_tag = {pid: tag for tag, pids in self._entity_pids.items() for pid in pids}
-        self._rules = [self._compile(topic.rule) for topic in topics]
+        rules = [self._compile(topic.rule) for topic in topics]
+        self._tests = [_test(rule) for rule in rules]
         self._index = {topic.slug: index for index, topic in enumerate(topics)}
-        self._triggers: dict[int, set[int]] = {}  # pattern id -> topics it may tag
-        for index, rule in enumerate(self._rules):
+        triggers: list[set[int]] = [set() for _ in self._pids]  # pattern id -> topics it may tag
+        for index, rule in enumerate(rules):
             for pid in _triggering(rule):
-                self._triggers.setdefault(pid, set()).add(index)
+                triggers[pid].add(index)
+        self._triggers = [tuple(sorted(indexes)) for indexes in triggers]
+        # The bound a topic's words must reach to be evaluated: found at all, and with
+        # `prune`, its min_score.
+        self._floors = {False: [1] * len(topics),
+                        True: [max(1, topic.min_score) for topic in topics]}
         self.matcher = Matcher(self._pids)
 
     def _pid(self, term: str, name: bool) -> int:
@@ -365,23 +428,6 @@ class Tagger:
         text, title_end = self.matcher.searchable(article.title, plain_text(article.content_html))
         return text, title_end, self.matcher.find(text)
 
-    def evaluate(self, node: Compiled, hits: dict[int, list[int]]) -> set[int] | None:
-        """The word offsets that count for `node`, or None when it does not hold."""
-        if isinstance(node, frozenset):
-            return _found(node, hits)
-        op, parts = node
-        words: set[int] | None = None
-        for part in parts:
-            found = _found(part, hits) if isinstance(part, frozenset) else self.evaluate(part, hits)
-            if found is None:
-                if op == "all":
-                    return None
-            elif op == "none":
-                return None
-            else:
-                words = found if words is None else words | found
-        return set() if op == "none" else words
-
     def _evaluated(self, hits: dict[int, list[int]], title_end: int, prune: bool = False
                    ) -> list[tuple[int, set[int] | None, int]]:
         """(topic index, the words that count or None, score) of each topic a hit may tag.
@@ -389,20 +435,22 @@ class Tagger:
         With `prune`, topics that could not reach their min_score even if every word found
         counted (in the title, at that) are left out: most topics a hit touches.
         """
-        bounds: defaultdict[int, int] = defaultdict(int)
-        for pid in self._triggers.keys() & hits.keys():
-            words = hits[pid]  # in text order: the first is the earliest
-            weight = len(words) * (TITLE_WEIGHT if words[0] < title_end else 1)
-            for index in self._triggers[pid]:
-                bounds[index] += weight
-        found = []
-        for index, bound in bounds.items():
-            if prune and bound < self.topics[index].min_score:
+        bounds = [0] * len(self.topics)  # a list: adding to a defaultdict took 2.5x longer
+        for pid, words in hits.items():
+            for index in self._triggers[pid]:  # words are in text order: [0] is the earliest
+                bounds[index] += len(words) * (TITLE_WEIGHT if words[0] < title_end else 1)
+        found = set(hits)
+        evaluated = []
+        for index in compress(count(), map(ge, bounds, self._floors[prune])):  # in C
+            counting = self._tests[index](found)
+            if counting is None:
+                evaluated.append((index, None, 0))
                 continue
-            words = self.evaluate(self._rules[index], hits)
-            title_words = len([start for start in words if start < title_end]) if words else 0
-            found.append((index, words, len(words or ()) + (TITLE_WEIGHT - 1) * title_words))
-        return found
+            words = set().union(*[hits[pid] for pid in counting])
+            title_words = (len([start for start in words if start < title_end])
+                           if words and min(words) < title_end else 0)  # mostly none
+            evaluated.append((index, words, len(words) + (TITLE_WEIGHT - 1) * title_words))
+        return evaluated
 
     def scores(self, article: Article) -> dict[str, TopicScore]:
         """slug -> TopicScore of every topic one of whose terms or entities occurs."""
@@ -464,7 +512,7 @@ class Tagger:
 
     def _explain_rule(self, rule: Rule, hits: dict[int, list[int]], text: tuple[str, int],
                       indent: str) -> list[str]:
-        held = self.evaluate(self._compile(rule), hits) is not None
+        held = _test(self._compile(rule))(set(hits)) is not None
         lines = [f"{indent}{rule.op}: {'holds' if held else 'does not hold'}"]
         missing = 0
         for part in rule.parts:

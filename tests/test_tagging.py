@@ -1,5 +1,6 @@
 """feeds.tagging: rules over Arabic-aware terms, gazetteer entities, scores and explain."""
 
+import random
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,7 @@ from feeds.clean import clean_article
 from feeds.config import load_settings
 from feeds.model import Article, EntityRef, Rule, Topic
 from feeds.seedfiles import SeedProblem, scan_folder
-from feeds.tagging import Entity, Tagger, _gazetteer, gazetteer
+from feeds.tagging import TITLE_WEIGHT, Entity, Tagger, _gazetteer, gazetteer
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 WHEN = datetime(2025, 5, 8, tzinfo=UTC)
@@ -164,6 +165,62 @@ def test_a_word_counts_once_however_many_terms_it_holds():
     tagger = Tagger((_topic("t", "الإرهاب", "إرهابية"),), entities={})
     assert tagger.scores(_article(body="الإرهابية"))["t"].score == 1
 
+
+
+# Random rules checked against the rule semantics written plainly: one-word Latin terms, so
+# where a term matches is where the word is, and words count as the rules say.
+WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
+
+
+def _random_rule(rng, depth=0):
+    parts = tuple(_random_rule(rng, depth + 1) if depth < 2 and rng.random() < 0.3
+                  else rng.choice(WORDS) for _ in range(rng.randint(0, 4)))
+    return Rule(rng.choice(("any", "all", "none")), parts)
+
+
+def _counting(rule, places):
+    """The places (title or body, word index) of the words that count, or None when
+    `rule` does not hold."""
+    if isinstance(rule, str):
+        return places.get(rule) or None
+    found = [_counting(part, places) for part in rule.parts]
+    held = [words for words in found if words is not None]
+    if rule.op == "none":
+        return None if held else set()
+    if rule.op == "all" and (not found or len(held) < len(found)):
+        return None
+    return set().union(*held) if held else None
+
+
+def _triggers(rule):
+    if isinstance(rule, str):
+        return {rule}
+    return set() if rule.op == "none" else set().union(*map(_triggers, rule.parts))
+
+
+def test_random_rules_score_and_tag_as_their_semantics_say():
+    rng = random.Random(2026)
+    for _ in range(300):
+        topics = tuple(_topic(f"t{n}", rule=_random_rule(rng), min_score=rng.randint(1, 4))
+                       for n in range(4))
+        title, body = (" ".join(rng.choices((*WORDS, "zulu"), k=k)) for k in (3, 12))
+        places = {}
+        for part, text in (("title", title), ("body", body)):
+            for index, word in enumerate(text.split()):
+                places.setdefault(word, set()).add((part, index))
+        expected, tagged = {}, []
+        for topic in topics:
+            words = _counting(topic.rule, places)
+            score = sum(TITLE_WEIGHT if part == "title" else 1 for part, _ in words or ())
+            if _triggers(topic.rule) & places.keys():
+                expected[topic.slug] = (words is not None, score)
+            if words is not None and score >= topic.min_score:
+                tagged.append(topic.slug)
+        tagger = Tagger(topics, entities={})
+        article = _article(title, body)
+        assert {slug: (found.held, found.score) for slug, found in
+                tagger.scores(article).items()} == expected, (topics, title, body)
+        assert tagger.tags(article) == tuple(tagged), (topics, title, body)
 
 # --- title weighting and min_score -----------------------------------------------------
 
