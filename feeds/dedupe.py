@@ -48,7 +48,7 @@ import numpy as np
 from courlan import normalize_url
 from courlan.clean import TRACKERS_RE
 
-from feeds.text import _DROPPED, _UNFOLDABLE, _fold_table, fold
+from feeds.text import FOLD_DROPPED, FOLD_UNFOLDABLE, fold, fold_table
 
 # --- URLs -------------------------------------------------------------------------------
 
@@ -158,7 +158,7 @@ def _spaced(codes: np.ndarray) -> np.ndarray:
 
 # Marks in _folded_and_spaced_table, above every code point: a character fold drops, one
 # that folds into a Latin letter U+00C0-U+027F (or a surrogate), one fold cannot do by table.
-_DROP, _ACCENTED = _UNFOLDABLE - 2, _UNFOLDABLE - 1
+_DROP, _ACCENTED = FOLD_UNFOLDABLE - 2, FOLD_UNFOLDABLE - 1
 
 
 def _folded_and_spaced(text: str) -> np.ndarray:
@@ -174,24 +174,24 @@ def _folded_and_spaced(text: str) -> np.ndarray:
         return spaced
     if top == _DROP:
         return spaced[spaced != _DROP]
-    if top == _UNFOLDABLE:
+    if top == FOLD_UNFOLDABLE:
         text = fold(text)
         codes = _code_points(text)
         if not ((codes - 0xC0) < 0x1C0).any():
             return _spaced(codes)
     else:  # accented: fold(text) from the same table, then the accents off
-        folded = _fold_table().take(codes, mode="clip")
-        text = folded[folded != _DROPPED].tobytes().decode("utf-32-le", "surrogatepass")
+        folded = fold_table().take(codes, mode="clip")
+        text = folded[folded != FOLD_DROPPED].tobytes().decode("utf-32-le", "surrogatepass")
     return _spaced(_code_points(_COMBINING.sub("", unicodedata.normalize("NFKD", text))))
 
 
 @lru_cache(maxsize=1)
 def _folded_and_spaced_table() -> np.ndarray:
     """feeds.text's fold table with a space for what folds outside words, and the marks."""
-    table = _fold_table().copy()
+    table = fold_table().copy()
     accented = ((table - 0xC0) < 0x1C0) | ((table - 0xD800) < 0x800)
-    spaces = (table < _DROPPED) & ~accented & ~_IN_WORD.take(table, mode="clip")
-    table[table == _DROPPED] = _DROP
+    spaces = (table < FOLD_DROPPED) & ~accented & ~_IN_WORD.take(table, mode="clip")
+    table[table == FOLD_DROPPED] = _DROP
     table[accented] = _ACCENTED
     table[spaces] = 32
     return table

@@ -148,12 +148,12 @@ def fold(text: str) -> str:
     """
     text = unicodedata.normalize("NFKC", text)
     codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    folded = _fold_table().take(codes, mode="clip")  # U+FFFF stands for the astral planes
+    folded = fold_table().take(codes, mode="clip")  # U+FFFF stands for the astral planes
     top = folded.max(initial=0)
-    if top == _UNFOLDABLE:
+    if top == FOLD_UNFOLDABLE:
         return _fold_characters(text)
-    if top == _DROPPED:
-        folded = folded[folded != _DROPPED]
+    if top == FOLD_DROPPED:
+        folded = folded[folded != FOLD_DROPPED]
     return folded.tobytes().decode("utf-32-le", "surrogatepass")
 
 
@@ -165,17 +165,18 @@ def _fold_characters(text: str) -> str:
     return text
 
 
-_DROPPED, _UNFOLDABLE = 0xFFFFFFFE, 0xFFFFFFFF
+FOLD_DROPPED, FOLD_UNFOLDABLE = 0xFFFFFFFE, 0xFFFFFFFF
 
 
 @lru_cache(maxsize=1)
-def _fold_table() -> np.ndarray:
-    """Each BMP character folded, as a code point, _DROPPED or _UNFOLDABLE (~0.1 s, once)."""
+def fold_table() -> np.ndarray:
+    """Each BMP character folded, as a code point, FOLD_DROPPED or FOLD_UNFOLDABLE (~0.1 s,
+    once); dedupe builds its word table on it."""
     table = np.empty(0x10000, dtype=np.uint32)
     for code in range(0x10000):
         out = _fold_characters(chr(code))
-        table[code] = ord(out) if len(out) == 1 else _UNFOLDABLE if out else _DROPPED
-    table[[ord("Σ"), 0xFFFF]] = _UNFOLDABLE
+        table[code] = ord(out) if len(out) == 1 else FOLD_UNFOLDABLE if out else FOLD_DROPPED
+    table[[ord("Σ"), 0xFFFF]] = FOLD_UNFOLDABLE
     return table
 
 

@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from feeds.dedupe import (
+    _COMBINING,
     NearDuplicateIndex,
     Signature,
     Thresholds,
+    _Text,
     canonical_url,
     containment,
     decide,
@@ -307,3 +309,33 @@ def test_corpus_pairs_when_the_shared_corpus_is_present() -> None:
             found += [index.best_match(signature(pair.b.text)).duplicate_of == doc.id
                       for pair in dedupe_eval.positives(doc, rng) if pair.layer == "near"]
     assert len(found) >= 20 and sum(found) >= 0.95 * len(found)  # the target recall
+
+
+def _the_long_way(text: str) -> tuple[str, bytes] | str:
+    """normalize and shingles by their definition: fold, Latin letters unaccented, words
+    found on the folded text (what _Text did before its one-table path)."""
+    try:
+        folded = fold(text)
+        if any(0xC0 <= ord(c) < 0x280 for c in folded):
+            folded = _COMBINING.sub("", unicodedata.normalize("NFKD", folded))
+        words = _Text(folded, folded=True)
+        return words.normal(), words.shingles().tobytes()
+    except ValueError as exc:
+        return type(exc).__name__
+
+
+def _the_table_path(text: str) -> tuple[str, bytes] | str:
+    try:
+        words = _Text(text)
+        return words.normal(), words.shingles().tobytes()
+    except ValueError as exc:
+        return type(exc).__name__
+
+
+def test_every_bmp_character_normalizes_as_the_long_way_does():
+    """Stored fingerprints and signatures depend on it: the one-table path of _Text must
+    give what folding, unaccenting and finding words one after the other give."""
+    differ = [hex(code) for code in range(0x10000)
+              if _the_table_path(text := f" {chr(code)}\u0640 كلمةa{chr(code)}b c")
+              != _the_long_way(text)]
+    assert differ == []
