@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import listparser
 
-from feeds import __version__
+from feeds import LOG_FORMAT, __version__
 from feeds.clusters import explain_pair
 from feeds.config import ConfigError, Settings, load_settings, source_name
 from feeds.model import Article, Partner, Source
@@ -95,8 +95,7 @@ def cli(config_path: str | None, verbose: int, quiet: bool) -> None:
       nashra db migrate     copy an installation to PostgreSQL
     """
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.basicConfig(level=level, stream=sys.stderr, format=LOG_FORMAT)
     if verbose < 2:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
 

@@ -18,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from feeds import __version__
+from feeds import LOG_FORMAT, __version__
 from feeds.clean import extract_article
 from feeds.config import Settings
 from feeds.fetch import Fetcher, FetchResult, adaptive_interval, next_poll_delay, user_agent
@@ -164,7 +164,7 @@ _worker: tuple[Preparer, Fetcher] | None = None  # a reader process's own
 
 def _start_reader(settings: Settings, log_level: int) -> None:
     global _worker
-    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=log_level, format=LOG_FORMAT)
     _worker = (Preparer(settings), make_fetcher(settings))
 
 
