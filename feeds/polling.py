@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import random
+import signal
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -164,6 +165,7 @@ _worker: tuple[Preparer, Fetcher] | None = None  # a reader process's own
 
 def _start_reader(settings: Settings, log_level: int) -> None:
     global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
     logging.basicConfig(level=log_level, format=LOG_FORMAT)
     _worker = (Preparer(settings), make_fetcher(settings))
 
