@@ -410,7 +410,7 @@ def sources_check(settings: Settings, storage: Storage, url: str) -> None:
                + (f" (moved permanently to {result.moved_to})" if result.moved_to else ""))
     if result.error:
         raise click.ClickException(result.error)
-    if not feed.version and not feed.articles:
+    if not feed.version and not check.articles:
         raise click.ClickException(f"{url}: {feed.bozo}")
     click.echo(f"feed: {feed.title or '(no title)'}  format {feed.version or 'none'}  "
                f"declared language {feed.language or '-'}  entries {len(check.articles)}")

@@ -57,7 +57,7 @@ class SourceCheck:
     """What one fetch and parse of a URL would ingest, without storing anything."""
 
     fetch: FetchResult
-    feed: ParsedFeed | None
+    feed: ParsedFeed | None  # without its articles: `articles`, prepared, are those
     articles: list[Article]
 
 
@@ -65,10 +65,8 @@ def check_source(settings: Settings, fetcher: Fetcher, url: str) -> SourceCheck:
     result = fetcher.fetch(url)
     if not result.ok:
         return SourceCheck(result, None, [])
-    feed = parse_feed(result.body, result.final_url, url, content_type=result.content_type,
-                      now=_now())
-    prepare = Preparer(settings)
-    return SourceCheck(result, feed, [prepare(a) for a in feed.articles])
+    read = read_feed(Preparer(settings), fetcher, Source(name=url, url=url), result, {}, _now())
+    return SourceCheck(result, read.feed, list(read.fresh))
 
 
 @dataclass(frozen=True)
