@@ -55,12 +55,13 @@ def _ready(article: Article) -> tuple[dedupe.Prepared, DedupeKeys]:
     on the article (for a feed, in a parsing process), else computed here."""
     keys = article.dedupe
     if keys is None or not keys.signature:
-        prepared = dedupe.prepare(article.url, dedupe_text(article.title, article.content_html,
-                                                           article.summary))
-        return prepared, _keys(prepared)
+        keys = dedupe_keys(article.url, article.title, article.content_html, article.summary)
     keys = DedupeKeys(keys.url, keys.fingerprint, keys.signature)  # no earlier decision
-    signature = dedupe.Signature.from_bytes(keys.signature)
-    return dedupe.Prepared(keys.url, keys.fingerprint, signature), keys
+    return _prepared_from(keys), keys
+
+
+def _prepared_from(keys: DedupeKeys) -> dedupe.Prepared:
+    return dedupe.Prepared(keys.url, keys.fingerprint, dedupe.Signature.from_bytes(keys.signature))
 
 
 def _keys(prepared: dedupe.Prepared) -> DedupeKeys:
@@ -172,10 +173,7 @@ class Deduper:
         since = datetime.now(UTC) - self.window
         window = Deduper(self.window, self.thresholds)
         window._fill(row for row in rows if row.published >= since)
-        keys = article.dedupe
-        prepared = dedupe.Prepared(keys.url, keys.fingerprint,
-                                   dedupe.Signature.from_bytes(keys.signature))
-        return window._decide(article, prepared, keys)
+        return window._decide(article, _prepared_from(article.dedupe), article.dedupe)
 
     def _decide(self, article: Article, prepared: dedupe.Prepared, keys: DedupeKeys
                 ) -> DedupeKeys:
