@@ -14,7 +14,7 @@ import random
 import signal
 import threading
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import CancelledError, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -110,18 +110,24 @@ class ReaderDied(RuntimeError):
     """A FeedReader worker process ended abruptly (killed, or out of memory)."""
 
 
+class ReaderClosed(RuntimeError):
+    """The FeedReader was closed (the process is stopping) before it read the feed."""
+
+
 class FeedReader:
     """Runs read_feed in `processes` worker processes, or in the calling thread when 0.
 
     Parsing and preparing are most of a poll's CPU, and the poll threads share one core
     under the GIL: worker processes let ingest use every core. Each worker builds its own
-    Preparer and fetcher once.
+    Preparer and fetcher once. Workers are forked from a server process that imported
+    everything a worker needs, once: a worker starts in a fifth of the time a fresh
+    interpreter takes (spawn, where forkserver is missing), and shares those pages.
     """
 
     def __init__(self, settings: Settings, processes: int = 0, fetcher: Fetcher | None = None):
         """`fetcher` fetches full-text pages in this process (a worker makes its own)."""
         self._settings, self._processes, self._pool = settings, processes, None
-        self._lock = threading.Lock()
+        self._lock, self._closed = threading.Lock(), False
         if processes:
             self._pool = self._new_pool()
         else:
@@ -129,12 +135,13 @@ class FeedReader:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            self._processes, mp_context=multiprocessing.get_context("spawn"),
+            self._processes, mp_context=_reader_context(),
             initializer=_start_reader, initargs=(self._settings, logging.getLogger().level))
 
     def read(self, source: Source, fetched: FetchResult, known: Mapping[str, str],
              now: datetime) -> ReadFeed:
-        """Raises ReaderDied if a worker died meanwhile (a new pool then takes over)."""
+        """Raises ReaderDied if a worker died meanwhile (a new pool then takes over), and
+        ReaderClosed once closed."""
         if self._pool is None:
             return read_feed(*self._here, source, fetched, known, now)
         pool = self._pool
@@ -146,8 +153,13 @@ class FeedReader:
                     self._pool = self._new_pool()
             raise ReaderDied(f"a parsing process died while this feed was read ({exc}); "
                              "new ones were started, and the next poll reads it again") from None
+        except (CancelledError, RuntimeError):  # submitted after close, or cancelled by it
+            if not self._closed:
+                raise
+            raise ReaderClosed("the reader was closed before it read the feed") from None
 
     def close(self) -> None:
+        self._closed = True
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
 
@@ -159,6 +171,14 @@ class FeedReader:
 
 
 _worker: tuple[Preparer, Fetcher] | None = None  # a reader process's own
+
+
+def _reader_context() -> multiprocessing.context.BaseContext:
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])  # effective when the server first starts
+    return context
 
 
 def _start_reader(settings: Settings, log_level: int) -> None:
@@ -210,6 +230,10 @@ def poll_source(settings: Settings, storage: Storage, fetcher: Fetcher, source: 
         except ReaderDied as exc:
             error = str(exc)
             state.update(etag=source.etag, last_modified=source.last_modified)  # read it again
+        except ReaderClosed:  # stopping: keep the stored state, so the next run polls again
+            report.note = "not read: stopping"
+            log.info("%s", report)
+            return report
     if read is not None:
         feed = read.feed
         if feed.bozo and feed.bozo != source.bozo:

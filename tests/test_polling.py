@@ -532,10 +532,15 @@ def test_worker_processes_store_what_the_polling_thread_stores(httpserver, setti
 
 
 def reader_workers() -> list[int]:
-    """The pids of this process's spawned worker processes."""
-    return [int(pid) for children in Path("/proc/self/task").glob("*/children")
-            for pid in children.read_text().split()
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    """The pids of this process's parsing processes: the children of its forkserver."""
+    return [worker for server in children(os.getpid())
+            if b"forkserver" in Path(f"/proc/{server}/cmdline").read_bytes()
+            for worker in children(server)]
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for task in Path(f"/proc/{pid}/task").glob("*/children")
+            for child in task.read_text().split()]
 
 
 def test_a_killed_parsing_process_fails_one_poll_and_the_next_reads_the_feed(
@@ -557,3 +562,17 @@ def test_a_killed_parsing_process_fails_one_poll_and_the_next_reads_the_feed(
 
         again = poll_source(settings, storage, fetcher, source, reader=reader)
         assert again.unchanged == 3 and storage.source("news").error_count == 0
+
+
+def test_a_poll_that_finds_its_reader_closed_leaves_the_source_as_stored(
+        httpserver, settings, storage, add, fetcher):
+    """Stopping `nashra run` closes the reader while polls may still be fetching: such a
+    poll stores nothing and keeps the source's state, so the next run polls it again."""
+    serve(httpserver, sports_feed(), ETag=ETAG)
+    add()
+    before = storage.source("news")
+    reader = FeedReader(settings, processes=1)
+    reader.close()
+    report = poll_source(settings, storage, fetcher, before, reader=reader)
+    assert report.note == "not read: stopping" and report.next_poll is None
+    assert storage.source("news") == before and storage.article_count() == 0
