@@ -113,18 +113,21 @@ def settings_for(folder: Path, concurrency: int, interval: int, processes: int |
 
 
 def reader_peaks() -> list[int]:
-    """Peak RSS (KiB) of this process's reader workers (feeds.polling.FeedReader's pool,
-    children of its forkserver), read while they run."""
+    """Peak RSS (KiB) of the forkserver of this process's reader workers
+    (feeds.polling.FeedReader's pool), then of each worker, read while they run. A worker's
+    count includes the pages it still shares with the forkserver."""
     peaks = []
     for server in children(os.getpid()):
         try:
             if b"forkserver" in Path(f"/proc/{server}/cmdline").read_bytes():
-                for worker in children(server):
-                    status = Path(f"/proc/{worker}/status").read_text()
-                    peaks.append(int(status.split("VmHWM:")[1].split()[0]))
+                peaks += [_peak_kib(pid) for pid in (server, *children(server))]
         except (OSError, IndexError):
             continue  # gone meanwhile
     return peaks
+
+
+def _peak_kib(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/status").read_text().split("VmHWM:")[1].split()[0])
 
 
 def children(pid: int) -> list[int]:
@@ -224,7 +227,8 @@ def bench_schedule(bodies: list[bytes], sources: int, concurrency: int, window: 
     print(f"  polls completed: {polls}  ->  {polls / window:.1f} polls/s  ({errors} sources "
           "in error)")
     print(f"  peak RSS: {peak / 1024:.0f} MB (before the scheduler: {rss_before / 1024:.0f} MB)"
-          f"; parsing processes: {len(workers)}, {sum(workers) / 1024:.0f} MB together")
+          f"; parsing processes: {len(workers[1:])}, {sum(workers[1:]) / 1024:.0f} MB together, "
+          f"forked from a forkserver of {sum(workers[:1]) / 1024:.0f} MB")
 
 
 def main(argv: list[str] | None = None) -> None:
