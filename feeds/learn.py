@@ -118,17 +118,18 @@ _DOC_BITS = np.uint64(24)  # up to 16 million documents a call
 _DOC_MASK = np.uint64((1 << 24) - 1)
 
 
-# Light stemming in the manner of Larkey et al.'s light10: one article or conjunction prefix
-# and one common suffix, if two letters remain. Outlets word one story differently
-# ("الاقتصادية", "والاقتصاد", "اقتصادي"): the stem is what they share.
-_PREFIXES = ("وال", "بال", "كال", "فال", "لل", "ال", "و")
+# Light stemming after Larkey et al.'s light10, simplified to one prefix, an article (two
+# letters must remain) or "و" (three must), and one common suffix (two must remain); no
+# dictionary. Outlets word one story differently ("الاقتصادية", "والاقتصاد", "اقتصادي"):
+# the stem is what they share.
+_PREFIXES = (("وال", 2), ("بال", 2), ("كال", 2), ("فال", 2), ("لل", 2), ("ال", 2), ("و", 3))
 _SUFFIXES = ("ها", "ان", "ات", "ون", "ين", "يه", "ية", "ه", "ة", "ي")
 _WORD = re.compile(r"\w+")
 
 
 def light_stem(word: str) -> str:
-    for prefix in _PREFIXES:
-        if word.startswith(prefix) and len(word) - len(prefix) >= 2:
+    for prefix, rest in _PREFIXES:
+        if word.startswith(prefix) and len(word) - len(prefix) >= rest:
             word = word[len(prefix):]
             break
     for suffix in _SUFFIXES:
