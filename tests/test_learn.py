@@ -182,6 +182,14 @@ def test_char_ngrams_count_as_scikit_learn_does():
         assert sorted(ours[row].data) == sorted(theirs[row].data)
 
 
+def test_light_stem_gives_the_forms_of_a_word_one_stem():
+    forms = ["الاقتصادية", "والاقتصاد", "اقتصادي", "للاقتصاد"]
+
+    assert {learn.light_stem(word) for word in forms} == {"اقتصاد"}
+    assert [learn.light_stem(word) for word in ("في", "ولد", "football")] == ["في", "ولد",
+                                                                              "football"]
+
+
 def test_nashra_train_reports_and_saves(tmp_path):
     config = write_config(tmp_path, "both")
     examples = write_examples(tmp_path / "examples.jsonl")
