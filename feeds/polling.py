@@ -119,9 +119,9 @@ class FeedReader:
 
     Parsing and preparing are most of a poll's CPU, and the poll threads share one core
     under the GIL: worker processes let ingest use every core. Each worker builds its own
-    Preparer and fetcher once. Workers are forked from a server process that imported
-    everything a worker needs, once: a worker starts in a fifth of the time a fresh
-    interpreter takes (spawn, where forkserver is missing), and shares those pages.
+    Preparer and fetcher once. Workers are forked from a forkserver that imported this
+    module once, so none spends the ~1 s of CPU a fresh interpreter takes to import it, and
+    they share those pages (where there is no forkserver, as on Windows, they are spawned).
     """
 
     def __init__(self, settings: Settings, processes: int = 0, fetcher: Fetcher | None = None):
