@@ -34,10 +34,13 @@ from feeds.config import load_settings
 from feeds.model import Source
 from feeds.pipeline import build_documents, ingest_seeds
 from feeds.polling import (
+    MAX_AUTO_PROCESSES,
+    MIN_AUTO_POLLS,
     FeedReader,
     make_fetcher,
     poll_all,
     poll_source,
+    reader_processes,
     sync_config_sources,
 )
 from storage import Storage
@@ -529,6 +532,15 @@ def test_worker_processes_store_what_the_polling_thread_stores(httpserver, setti
     assert by_title[SECURITY_TITLE][4] == "ar"  # detected in the worker, not the declared en
     assert "بطاقة إنتاجية تبلغ ثلاثين مليون" in by_title["مشروع لتحلية مياه البحر في الداخلة"][2]
     assert sum("morocco" in row[5] for row in results[2]) >= 3  # the source's topic
+
+
+def test_auto_parsing_processes_are_for_many_polls_and_a_number_is_obeyed(settings):
+    per_core = min(os.cpu_count() or 1, MAX_AUTO_PROCESSES) if (os.cpu_count() or 1) > 1 else 0
+    assert reader_processes(settings) == per_core  # nashra run: many polls over time
+    assert reader_processes(settings, MIN_AUTO_POLLS) == per_core
+    assert reader_processes(settings, MIN_AUTO_POLLS - 1) == 0  # quicker in the threads
+    three = replace(settings, fetch=replace(settings.fetch, processes=3))
+    assert reader_processes(three, 2) == 3 and reader_processes(three, 1) == 0
 
 
 def reader_workers() -> list[int]:
