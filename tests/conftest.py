@@ -375,3 +375,24 @@ def sports_feed(prefix: str = "sports", hours_ago: float = 1.0) -> bytes:
         rss_item(f"urn:{prefix}:{n}", title, body, f"https://news.example.org/{prefix}/{n}",
                  now - timedelta(hours=hours_ago + n))
         for n, (title, body) in enumerate(SPORTS_ITEMS)))
+
+
+def feedparser_both_ways(body: bytes) -> tuple[tuple, tuple]:
+    """feedparser's result for `body` with its stock SAX parser, then with the buffered
+    one feeds.parse gives it; each as (result without the bozo exception, the exception's
+    type and words), since exceptions compare by identity."""
+    import feedparser
+    import feedparser.api
+
+    def parsed() -> tuple:
+        result = dict(feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False))
+        exception = result.pop("bozo_exception", None)
+        return result, type(exception).__name__, str(exception)
+
+    ours = parsed()
+    chosen = feedparser.api.PREFERRED_XML_PARSERS[:]
+    feedparser.api.PREFERRED_XML_PARSERS[:] = [p for p in chosen if p != "feeds.parse"]
+    try:
+        return parsed(), ours
+    finally:
+        feedparser.api.PREFERRED_XML_PARSERS[:] = chosen

@@ -5,10 +5,12 @@ raise, and every cleaned article must be publishable. One test per folder, so a 
 lists the files that failed instead of a thousand test ids.
 """
 
+import operator
 import re
 from pathlib import Path
 
 import pytest
+from conftest import feedparser_both_ways
 
 from feeds.clean import clean_article
 from feeds.parse import parse_feed
@@ -91,6 +93,13 @@ def test_every_file_parses_and_cleans_into_publishable_articles(folder):
             faults = [f"raised {type(exc).__name__}: {exc}"]
         failures.extend(f"{relative}: {fault}" for fault in faults)
     assert not failures, f"{len(failures)} problem(s):\n" + "\n".join(failures[:50])
+
+
+def test_feedparser_with_buffered_text_reads_every_file_as_the_stock_parser_does():
+    differ = [str(path.relative_to(CORPUS)) for folder in FOLDERS
+              for path in corpus_files(folder)
+              if operator.ne(*feedparser_both_ways(path.read_bytes()))]
+    assert not differ, f"{len(differ)} file(s) read differently: {differ[:20]}"
 
 
 # Feeds that declare a left-to-right language on right-to-left text, and feeds whose

@@ -1,9 +1,12 @@
 """feeds.parse: feed bytes -> Articles, on small RSS 2.0, Atom 1.0 and RSS 1.0 documents."""
 
 import gzip
+import xml.sax
 from datetime import UTC, datetime, timedelta
 
+import feedparser.api
 import pytest
+from conftest import feedparser_both_ways
 
 from feeds.clean import clean_article
 from feeds.model import Enclosure
@@ -491,3 +494,15 @@ def test_enclosures_media_images_and_thumbnails():
         Enclosure("https://cdn.example.org/photo.webp", "image/webp", 900),
         Enclosure("https://cdn.example.org/thumb.png", "image/png", 0),
     )
+
+
+def test_feedparser_reads_with_expat_buffering_text_and_gets_the_same_result():
+    parser = xml.sax.make_parser(feedparser.api.PREFERRED_XML_PARSERS)
+    parser.setContentHandler(xml.sax.handler.ContentHandler())
+    parser.feed(b"<a/>")
+    assert parser._parser.buffer_text  # one callback per run of text, not per entity
+    escaped = "&lt;p dir=&quot;rtl&quot;&gt;" + "&amp;".join([BODY] * 40) + "&lt;/p&gt;\n"
+    body = rss(item(extra=f"<content:encoded>{escaped * 3}</content:encoded>")).encode()
+    stock, buffered = feedparser_both_ways(body)
+    assert stock == buffered
+    assert stock[0]["entries"][0]["content"][0]["value"].count("&") == 3 * 39
