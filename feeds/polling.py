@@ -7,6 +7,7 @@ in the source's stored state (validators, errors, next poll), so a restart carri
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -189,7 +190,9 @@ def _start_reader(settings: Settings, log_level: int) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
     logging.basicConfig(level=log_level, format=LOG_FORMAT)
+    gc.freeze()  # what the forkserver imported: the collector need not walk it in each worker
     _worker = (Preparer(settings), make_fetcher(settings))
+    gc.freeze()  # nor the Preparer, which lasts as long as the worker
 
 
 def _read_in_worker(source: Source, fetched: FetchResult, known: Mapping[str, str],
