@@ -15,6 +15,7 @@ and web roles of a distributed installation, whose workers are in feeds/tasks.py
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import random
 import sys
@@ -100,6 +101,7 @@ class Runtime:
         )
 
     def start(self) -> None:
+        gc.freeze()  # what the process started with outlives every job: spare the collector
         add = self.scheduler.add_job
         now = datetime.now(UTC)
         add(self.seeds_job, "interval", seconds=self.settings.scan_interval, id="seeds")

@@ -303,6 +303,7 @@ def with_full_text(fetcher: Fetcher, article: Article) -> Article:
 
 def poll_all(settings: Settings, storage: Storage, fetcher: Fetcher) -> list[IngestReport]:
     """Poll every enabled source once, `concurrency` at a time (for `nashra ingest`)."""
+    gc.freeze()  # what the pass starts with (modules, config) outlives it: spare the collector
     sources = storage.sources(include_disabled=False)
     processes = reader_processes(settings, len(sources))
     with (FeedReader(settings, processes, fetcher) as reader,
