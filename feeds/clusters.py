@@ -107,6 +107,7 @@ class Deduper:
         self.urls: dict[str, str] = {}
         self.fingerprints: dict[str, str] = {}
         self.members: dict[str, _Member] = {}
+        self.clusters: dict[str, set[str]] = {}  # root -> the members whose root it is
 
     @classmethod
     def load(cls, storage: Storage, window: timedelta = timedelta(days=14),
@@ -125,7 +126,10 @@ class Deduper:
                  signature: dedupe.Signature | None = None) -> None:
         """Put a stored article into the window, in the cluster its keys name."""
         signature = signature or dedupe.Signature.from_bytes(keys.signature)
+        self._leave(article_id)
         self.members[article_id] = _Member(keys.duplicate_of, signature.size, published)
+        if keys.duplicate_of:
+            self.clusters.setdefault(keys.duplicate_of, set()).add(article_id)
         self.index.add(article_id, published, signature)
         if keys.url:
             self.urls.setdefault(keys.url, article_id)
@@ -191,9 +195,22 @@ class Deduper:
         return replace(found, duplicate_of=root)
 
     def _take_over(self, old_root: str, new_root: str) -> None:
-        for article_id, member in self.members.items():
-            if article_id == old_root or member.root == old_root:
-                member.root = new_root
+        """`new_root` leads the cluster `old_root` led: old_root and its members join it."""
+        moved = self.clusters.pop(old_root, set())
+        if old_root in self.members:
+            moved.add(old_root)
+        for article_id in moved:
+            self.members[article_id].root = new_root
+        self.clusters.setdefault(new_root, set()).update(moved)
+
+    def _leave(self, article_id: str) -> None:
+        """Take `article_id` out of the cluster it is a member of (the window forgets it)."""
+        member = self.members.get(article_id)
+        if member is not None and member.root:
+            others = self.clusters.get(member.root, set())
+            others.discard(article_id)
+            if not others:
+                self.clusters.pop(member.root, None)
 
     def expire(self, now: datetime) -> int:
         """Drop what fell out of the window, here or in the stored LSH bands; memory and
@@ -204,6 +221,7 @@ class Deduper:
         old = [i for i, m in self.members.items() if now - m.published > self.window]
         for article_id in old:
             self.index.remove(article_id)
+            self._leave(article_id)
             del self.members[article_id]
         if old:
             self.urls = {k: v for k, v in self.urls.items() if v in self.members}

@@ -323,6 +323,25 @@ def test_after_a_restart_the_window_decides_as_before(httpserver, settings, stor
         [a.dedupe for a in restarted.assign(probes, {})]
 
 
+def test_an_earlier_copy_takes_over_the_whole_cluster_in_the_window(make_article):
+    """Copies polled latest first: each earlier one leads, and brings the copies already
+    in the cluster along, so the next copy joins the earliest whichever copy it matches."""
+    deduper = Deduper(window=timedelta(days=14))
+    now = datetime.now(UTC)
+    body = "".join(f"<p>{p}</p>" for p in PARAGRAPHS)
+    late, middle, early, later = (
+        make_article(name, content_html=body, published=now - timedelta(hours=hours_ago))
+        for name, hours_ago in (("late", 1), ("middle", 3), ("early", 5), ("later", 0)))
+    for copy in (late, middle, early):
+        deduper.assign([copy], {})
+    assert {deduper.root(a.id) for a in (late, middle, early)} == {early.id}
+    assert deduper.clusters == {early.id: {late.id, middle.id}}
+    [joined] = deduper.assign([later], {})
+    assert joined.dedupe.duplicate_of == early.id
+    assert deduper.expire(now + timedelta(days=14, hours=-2)) == 2  # late and later stay
+    assert deduper.clusters == {early.id: {late.id, later.id}}
+
+
 def test_the_window_forgets_what_it_no_longer_covers(make_article):
     deduper = Deduper(window=timedelta(days=14))
     now = datetime.now(UTC)
