@@ -14,7 +14,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from itertools import chain, compress, count
 from operator import ge
@@ -75,7 +75,8 @@ def _has_article(word: str) -> bool:
     return word.startswith("ال") and len(word) > 4 and _is_arabic(word[0])
 
 
-def forms(term: str, name: bool = False) -> list[tuple[str, frozenset[str]]]:
+@cache  # every tagger has the gazetteer's aliases: their forms are made once a process
+def forms(term: str, name: bool = False) -> tuple[tuple[str, frozenset[str]], ...]:
     """Each (" " + clitic prefix + folded core, the suffixes allowed after it) of `term`.
 
     A topic word (`name` False) may carry any prefix, ال included, and WORD_SUFFIXES; an
@@ -83,12 +84,12 @@ def forms(term: str, name: bool = False) -> list[tuple[str, frozenset[str]]]:
     "الخلية الإرهابية"). A name keeps or lacks its article as written and takes no suffix.
     """
     if _ACRONYM.match(term):
-        return [(f" {term.lower()}{_MARK}", _NO_SUFFIX)]
+        return ((f" {term.lower()}{_MARK}", _NO_SUFFIX),)
     words = normalize_text(term).split()
     if not words:
-        return []
+        return ()
     if not _is_arabic(words[-1][-1]):
-        return [(" " + " ".join(words), _NO_SUFFIX if name else _LATIN_WORD_SUFFIXES)]
+        return ((" " + " ".join(words), _NO_SUFFIX if name else _LATIN_WORD_SUFFIXES),)
     definite = _has_article(words[0])
     if definite:
         words[0] = words[0][2:]
@@ -97,7 +98,7 @@ def forms(term: str, name: bool = False) -> list[tuple[str, frozenset[str]]]:
         cores.add(" ".join([words[0], *("ال" + w for w in words[1:])]))
     prefixes = _ANY_PREFIX if not name else _DEFINITE if definite else _BARE
     suffixes = _NO_SUFFIX if name else WORD_SUFFIXES
-    return [(f" {prefix}{core}", suffixes) for core in cores for prefix in prefixes]
+    return tuple((f" {prefix}{core}", suffixes) for core in cores for prefix in prefixes)
 
 
 class Matcher:

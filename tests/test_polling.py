@@ -10,6 +10,8 @@ import logging
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -541,6 +543,21 @@ def test_auto_parsing_processes_are_for_many_polls_and_a_number_is_obeyed(settin
     assert reader_processes(settings, MIN_AUTO_POLLS - 1) == 0  # quicker in the threads
     three = replace(settings, fetch=replace(settings.fetch, processes=3))
     assert reader_processes(three, 2) == 3 and reader_processes(three, 1) == 0
+
+
+def test_the_parsing_processes_forkserver_builds_what_every_process_reads():
+    """feeds.reader_preload, which the forkserver imports, builds the tables a parsing
+    process reads, so the processes forked from it need not build them each."""
+    built = ("from feeds import dedupe, tagging, text; "
+             "print(text.fold_table.cache_info().currsize, "
+             "dedupe._folded_and_spaced_table.cache_info().currsize, "
+             "tagging._gazetteer.cache_info().currsize, text._detector.cache_info().currsize, "
+             "tagging.forms.cache_info().currsize > 2000)")
+    for preload, expected in (("", "0 0 0 0 False"), ("import feeds.reader_preload; ",
+                                                      "1 1 1 1 True")):
+        found = subprocess.run([sys.executable, "-c", preload + built], capture_output=True,
+                               text=True, check=True, cwd=Path(__file__).parent.parent)
+        assert found.stdout.split() == expected.split()
 
 
 def reader_workers() -> list[int]:
