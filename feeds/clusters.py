@@ -204,7 +204,7 @@ class Deduper:
         self.clusters.setdefault(new_root, set()).update(moved)
 
     def _leave(self, article_id: str) -> None:
-        """Take `article_id` out of the cluster it is a member of (the window forgets it)."""
+        """Take `article_id` out of the cluster it is filed under (it expires, or is filed anew)."""
         member = self.members.get(article_id)
         if member is not None and member.root:
             others = self.clusters.get(member.root, set())
