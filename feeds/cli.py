@@ -328,7 +328,9 @@ def train(settings: Settings, storage: Storage, from_file: Path | None, from_sto
     click.echo(f"macro-F1 {sum(s.f1 for s in scores) / len(scores):.3f} "
                "(tagged at probability >= 0.5)")
     click.echo("fitting on every example", err=True)
-    learn.save(learn.fit(examples), settings.model_path)
+    model = learn.fit(examples)
+    click.echo(learn.adapt_to_stored(model, storage.articles_with_own_tags()))
+    learn.save(model, settings.model_path)
     click.echo(f"saved {settings.model_path}")
 
 

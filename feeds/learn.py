@@ -12,15 +12,22 @@ regression per label, classes weighted. Trained on four news outlets and scored 
 frequency, which had fitted the training outlets' own wording. The character n-grams are
 counted with numpy (CharNgrams): scikit-learn's analyzer builds a Python string per n-gram,
 15 ms an article, which tagging at ingest cannot afford.
+
+Sources differ in their mix of topics (one outlet is half Middle East, another all sport),
+and a model carries its training mix into every source. So the model adapts to each source:
+`adapt` estimates a source's mix from its unlabelled stored articles (EM after Saerens et
+al. 2002, "Adjusting the outputs of a classifier to new a priori probabilities"), and the
+source's probabilities are then moved part of the way toward it (ADAPT_STRENGTH).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import joblib
@@ -39,8 +46,13 @@ from feeds.clean import plain_text
 from feeds.config import ConfigError, Decision, Settings
 from feeds.model import Article
 
-MODEL_FORMAT = 2  # bumped when what is saved changes shape
+MODEL_FORMAT = 3  # bumped when what is saved changes shape
 MIN_EXAMPLES = 5  # per label: fewer cannot be cross-validated, nor learnt from
+ADAPT_MIN = 30  # a source's articles needed to estimate its mix of labels
+# The share of the way from the training mix's odds to a source's (on a log scale) that its
+# probabilities are moved. Fully (1.0) overshoots where sources draw a line between labels
+# differently (internationalNews / middleEast): bench/bench_classify.py chose 0.5.
+ADAPT_STRENGTH = 0.5
 
 
 class LearnError(ConfigError):
@@ -56,10 +68,17 @@ class Example:
     body: str
     labels: tuple[str, ...]
     where: str  # "file.jsonl line 3" or a stored article id, for error messages
+    source: str = ""  # the feed source or outlet, "" when not known
 
 
-def example(title: str, body: str, labels: Iterable[str], where: str) -> Example:
-    return Example(title, body, tuple(labels), where)
+def example(title: str, body: str, labels: Iterable[str], where: str,
+            source: str = "") -> Example:
+    return Example(title, body, tuple(labels), where, source)
+
+
+def article_example(article: Article, labels: Iterable[str] = ()) -> Example:
+    return example(article.title, plain_text(article.content_html), labels, article.id,
+                   article.source)
 
 
 # --- features ------------------------------------------------------------------------------
@@ -166,8 +185,8 @@ def classifier() -> LogisticRegression:
 
 
 def read_jsonl(path: Path) -> list[Example]:
-    """Examples from a JSONL file, one {"title"?, "text", "label"} object a line, `label` a
-    string or a list of strings; a bad line is an error naming it and the fix."""
+    """Examples from a JSONL file, one {"title"?, "text", "label", "source"?} object a line,
+    `label` a string or a list of strings; a bad line is an error naming it and the fix."""
     examples = []
     try:
         lines = path.read_text("utf-8").splitlines()
@@ -187,16 +206,17 @@ def _json_example(line: str, where: str) -> Example:
     if not isinstance(item, dict):
         raise LearnError(f'{where}: write an object {{"text": "...", "label": "..."}}')
     text, title, label = item.get("text"), item.get("title", ""), item.get("label")
+    source = item.get("source", "")
     if not isinstance(text, str) or not text.strip():
         raise LearnError(f'{where}: "text" is missing or empty; give the article\'s text')
-    if not isinstance(title, str):
-        raise LearnError(f'{where}: "title" must be a string')
+    if not isinstance(title, str) or not isinstance(source, str):
+        raise LearnError(f'{where}: "title" and "source" must be strings')
     labels = [label] if isinstance(label, str) else label
     if not isinstance(labels, list) or not labels or not all(
             isinstance(one, str) and one.strip() for one in labels):
         raise LearnError(f'{where}: "label" is missing; give a topic, "label": "sport", '
                          'or several, "label": ["sport", "economy"]')
-    return example(title, text, (one.strip() for one in labels), where)
+    return example(title, text, (one.strip() for one in labels), where, source)
 
 
 def stored_examples(articles: Iterable[Article],
@@ -204,8 +224,7 @@ def stored_examples(articles: Iterable[Article],
     """Stored articles whose topics an editor chose (`named`: their source's or seed's
     topics), as examples; the rules' own tags are no examples, or the model would learn
     the rules back."""
-    return [example(a.title, plain_text(a.content_html), labels, a.id)
-            for a in articles if (labels := named(a))]
+    return [article_example(a, labels) for a in articles if (labels := named(a))]
 
 
 def check_examples(examples: Sequence[Example], folds: int) -> None:
@@ -225,21 +244,58 @@ def check_examples(examples: Sequence[Example], folds: int) -> None:
 
 
 class TopicModel:
-    """A fitted pipeline and its labels; decides the topics configured to use it."""
+    """A fitted pipeline, its labels and their share of the training examples (`prior`), and
+    each source's estimated share (`source_mix`); decides the topics configured to use it."""
 
-    def __init__(self, labels: Sequence[str], pipeline: Pipeline):
+    def __init__(self, labels: Sequence[str], pipeline: Pipeline, prior: np.ndarray,
+                 source_mix: dict[str, np.ndarray] | None = None):
         self.labels = tuple(labels)
         self.pipeline = pipeline
+        self.prior = prior
+        self.source_mix: dict[str, np.ndarray] = source_mix or {}
         self.decisions: dict[str, Decision] = {}  # slug -> how, for the topics it decides
 
     def probabilities(self, examples: Sequence[Example]) -> np.ndarray:
-        """One row per example, one probability per label (each label on its own)."""
+        """One row per example, one probability per label (each label on its own), adapted
+        to the example's source where its mix is known."""
+        raw = self._raw(examples)
+        if not self.source_mix:
+            return raw
+        neutral = np.ones(len(self.labels))
+        factors = {source: (_odds(mix) / _odds(self.prior)) ** ADAPT_STRENGTH
+                   for source, mix in self.source_mix.items()}
+        return _shifted(raw, np.array([factors.get(e.source, neutral) for e in examples]))
+
+    def _raw(self, examples: Sequence[Example]) -> np.ndarray:
         return self.pipeline.predict_proba([(e.title, e.body) for e in examples])
+
+    def adapt(self, examples: Iterable[Example], batch: int = 500) -> dict[str, int]:
+        """Estimate the mix of labels of each source with ADAPT_MIN examples or more from the
+        model's probabilities for them (their labels are not used); source -> examples."""
+        rows: dict[str, list[np.ndarray]] = defaultdict(list)
+        iterator = iter(examples)
+        while chunk := list(islice(iterator, batch)):
+            for one, row in zip(chunk, self._raw(chunk), strict=True):
+                rows[one.source].append(row)
+        self.source_mix = {source: estimated_mix(np.array(found), self.prior)
+                           for source, found in rows.items()
+                           if source and len(found) >= ADAPT_MIN}
+        return {source: len(rows[source]) for source in self.source_mix}
+
+    def adaptation(self, source: str) -> str:
+        """What the model knows of `source`'s mix of labels, for `nashra tag explain`."""
+        mix = self.source_mix.get(source)
+        if mix is None:
+            return (f"model: not adapted to source {source!r} (it had fewer than {ADAPT_MIN} "
+                    "stored articles at the last `nashra train` or `retag`)")
+        shares = ", ".join(f"{label} {share:.2f} ({prior:.2f})" for label, share, prior
+                           in zip(self.labels, mix, self.prior, strict=True))
+        return (f"model: adapted to source {source!r}, its estimated mix of labels "
+                f"(training's): {shares}")
 
     def label_probabilities(self, article: Article) -> dict[str, float]:
         """label -> the probability that `article` has it."""
-        row = self.probabilities(
-            [example(article.title, plain_text(article.content_html), (), article.id)])[0]
+        row = self.probabilities([article_example(article)])[0]
         return dict(zip(self.labels, row.tolist(), strict=True))
 
     def decide(self, article: Article, by_rule: set[str]) -> set[str]:
@@ -258,18 +314,58 @@ class TopicModel:
         return chosen
 
 
+_SHARE_BOUNDS = (1e-3, 1 - 1e-3)  # no label is certain, nor impossible, in any mix
+
+
+def _odds(share: np.ndarray) -> np.ndarray:
+    return share / (1 - share)
+
+
+def _shifted(probabilities: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Each probability with its odds multiplied by its factor: a change of the label's prior
+    from p to q is a factor odds(q) / odds(p) (Bayes' rule, each label on its own)."""
+    odds = probabilities / (1 - probabilities).clip(1e-12) * factors
+    return odds / (1 + odds)
+
+
+def estimated_mix(probabilities: np.ndarray, prior: np.ndarray, rounds: int = 200
+                  ) -> np.ndarray:
+    """The share of each label among articles the model gave `probabilities`, had it been
+    trained on `prior`: EM, each label on its own (Saerens et al. 2002). The mean adapted
+    probability is the new share, which adapts the probabilities again, until it settles."""
+    mix = prior
+    for _ in range(rounds):
+        settled = _shifted(probabilities, _odds(mix) / _odds(prior)).mean(axis=0)
+        settled = settled.clip(*_SHARE_BOUNDS)
+        if np.abs(settled - mix).max() < 1e-6:
+            return settled
+        mix = settled
+    return mix
+
+
+def adapt_to_stored(model: TopicModel, articles: Iterable[Article]) -> str:
+    """Adapt `model` to the sources of `articles` (stored ones); a line saying to which."""
+    adapted = model.adapt(article_example(a) for a in articles)
+    if not adapted:
+        return (f"no source has {ADAPT_MIN} stored articles yet: the model keeps its training "
+                "mix of labels everywhere")
+    return (f"adapted to the mix of labels of {len(adapted)} source(s) with {ADAPT_MIN} or more "
+            f"stored articles: {', '.join(sorted(adapted))}")
+
+
 def fit(examples: Sequence[Example]) -> TopicModel:
     binarizer = MultiLabelBinarizer()
     targets = binarizer.fit_transform([e.labels for e in examples])
     pipeline = make_pipeline(features(), OneVsRestClassifier(classifier()))
     pipeline.fit([(e.title, e.body) for e in examples], targets)
-    return TopicModel(binarizer.classes_, pipeline)
+    return TopicModel(binarizer.classes_, pipeline, targets.mean(axis=0).clip(*_SHARE_BOUNDS))
 
 
 def save(model: TopicModel, path: Path) -> None:
     """joblib, scikit-learn's recommended way, with the versions that must match to load."""
     joblib.dump({"format": MODEL_FORMAT, "sklearn": sklearn.__version__,
-                 "labels": model.labels, "pipeline": model.pipeline}, path)
+                 "labels": model.labels, "pipeline": model.pipeline, "prior": model.prior,
+                 "source_mix": model.source_mix}, path)
 
 
 def load(path: Path) -> TopicModel:
@@ -287,7 +383,7 @@ def load(path: Path) -> TopicModel:
     if saved["sklearn"] != sklearn.__version__:
         raise LearnError(f"{path}: trained with scikit-learn {saved['sklearn']}, this is "
                          f"{sklearn.__version__}; {fix}")
-    return TopicModel(saved["labels"], saved["pipeline"])
+    return TopicModel(saved["labels"], saved["pipeline"], saved["prior"], saved["source_mix"])
 
 
 def load_for(settings: Settings) -> TopicModel:
@@ -318,7 +414,8 @@ class LabelScore:
 def cross_validate(examples: Sequence[Example], folds: int, threshold: float = 0.5,
                    progress: Callable[[int], None] = lambda fold: None) -> list[LabelScore]:
     """Each label's precision, recall and F1 when every example is scored by a model that
-    did not see it (stratified by first label), tagged when its probability >= threshold."""
+    did not see it (stratified by first label) but adapted to its source's examples among
+    those scored, tagged when its probability >= threshold."""
     binarizer = MultiLabelBinarizer().fit([e.labels for e in examples])
     truth = binarizer.transform([e.labels for e in examples]).astype(bool)
     predicted = np.zeros_like(truth)
@@ -327,7 +424,9 @@ def cross_validate(examples: Sequence[Example], folds: int, threshold: float = 0
     for fold, (train, test) in enumerate(splits, 1):
         progress(fold)
         model = fit([examples[i] for i in train])
-        found = model.probabilities([examples[i] for i in test]) >= threshold
+        scored = [examples[i] for i in test]
+        model.adapt(scored)  # as `nashra train` adapts it to the stored articles
+        found = model.probabilities(scored) >= threshold
         columns = [list(binarizer.classes_).index(label) for label in model.labels]
         predicted[np.ix_(test, columns)] = found
     return [_score(label, truth[:, i], predicted[:, i])

@@ -158,11 +158,13 @@ class RetagReport:
     changed: int = 0  # articles whose own tags changed
     tags: set[str] = field(default_factory=set)  # topics and entities whose articles changed
     documents: int = 0  # documents rebuilt
+    adapted: str = ""  # which sources the model adapted to, when topics are decided by one
 
     def __str__(self) -> str:
         topics = sorted(t for t in self.tags if ":" not in t)
-        return (f"{self.checked} checked, {self.changed} retagged; topics changed: "
-                f"{', '.join(topics) or 'none'}; {self.documents} documents rebuilt")
+        return "\n".join(filter(None, [self.adapted, (
+            f"{self.checked} checked, {self.changed} retagged; topics changed: "
+            f"{', '.join(topics) or 'none'}; {self.documents} documents rebuilt")]))
 
 
 def retag_stored(settings: Settings, storage: Storage, batch_size: int = 500) -> RetagReport:
@@ -170,11 +172,17 @@ def retag_stored(settings: Settings, storage: Storage, batch_size: int = 500) ->
     changed, and rebuild the feeds they touch.
 
     Topics an article was given by its source ([[sources]] topics, a seed's front matter)
-    are kept, as at ingest.
+    are kept, as at ingest. A trained model first adapts to each source's stored articles
+    and is saved so, for ingest to use.
     """
     tagger = make_tagger(settings)
     source_topics = {s.name: s.topics for s in storage.sources()}
     report, changes = RetagReport(), {}
+    if tagger.model is not None:
+        from feeds.learn import adapt_to_stored, save
+
+        report.adapted = adapt_to_stored(tagger.model, storage.articles_with_own_tags())
+        save(tagger.model, settings.model_path)
     for article in storage.articles_with_own_tags():
         report.checked += 1
         tags = tagger.tags(article.with_topics(named_topics(settings, source_topics, article)))

@@ -489,7 +489,8 @@ class Tagger:
         scores = self._scores(hits, title_end)
         decisions = self.model.decisions if self.model is not None else {}
         probabilities = self.model.label_probabilities(article) if decisions else {}
-        lines = [f"topics (score: {TITLE_WEIGHT} per word found in the title, 1 in the body)"]
+        lines = [self.model.adaptation(article.source)] if decisions else []
+        lines.append(f"topics (score: {TITLE_WEIGHT} per word found in the title, 1 in the body)")
         for topic in self.topics:
             found = scores.get(topic.slug, TopicScore(topic.slug, False, 0, topic.min_score))
             how = decisions.get(topic.slug)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import random
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import joblib
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from sklearn.feature_extraction.text import CountVectorizer
@@ -16,7 +19,7 @@ from feeds import learn
 from feeds.cli import cli
 from feeds.config import ConfigError, load_settings
 from feeds.model import Article
-from feeds.pipeline import make_tagger
+from feeds.pipeline import make_tagger, retag_stored
 from storage import Storage
 
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -65,9 +68,19 @@ label = "sport"
     return config
 
 
-def article(title: str, body: str) -> Article:
-    return Article(id="a1", source="test", key="a1", title=title, content_html=f"<p>{body}</p>",
-                   summary="", language="ar", published=WHEN, updated=WHEN)
+def article(title: str, body: str, key: str = "a1", source: str = "test") -> Article:
+    return Article(source=source, key=key, title=title, content_html=f"<p>{body}</p>",
+                   summary="", language="ar", published=WHEN, updated=WHEN,
+                   id="a1" if key == "a1" else "")
+
+
+def mostly_sport(rng: random.Random, count: int = 40) -> list[dict]:
+    """A source's articles, 80% sport and 10% each economy and culture."""
+    labels = ["sport"] * (count * 8 // 10) + ["economy", "culture"] * (count // 10)
+    return [made_up(label, rng) for label in labels]
+
+
+AMBIGUOUS = ("الفريق والبنك اليوم", "المباراة السوق اللاعب الأسعار قال في العاصمة")
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +100,57 @@ def test_a_saved_model_loads_and_predicts_unseen_articles(model, tmp_path):
 
     assert set(loaded.labels) == set(VOCABULARY)
     assert [loaded.labels[row.argmax()] for row in probabilities] == [u["label"] for u in unseen]
+
+
+def test_a_model_adapts_to_the_mix_of_labels_of_each_source(model):
+    adapted = copy.copy(model)
+    rng = random.Random(7)
+    stored = [learn.example(u["title"], u["text"], (), "x", source)
+              for source, count in (("sportsdesk", 40), ("small", 20))
+              for u in mostly_sport(rng, count)]
+
+    assert adapted.adapt(stored) == {"sportsdesk": 40}  # "small" has too few to tell
+    mix = dict(zip(adapted.labels, adapted.source_mix["sportsdesk"], strict=True))
+    assert mix["sport"] > 0.7 and mix["economy"] < 0.2 and mix["culture"] < 0.2
+    assert dict(zip(model.labels, model.prior, strict=True))["sport"] == pytest.approx(1 / 3)
+    sport = adapted.labels.index("sport")
+    from_each = adapted.probabilities([learn.example(*AMBIGUOUS, (), "x", source)
+                                       for source in ("sportsdesk", "small", "")])[:, sport]
+    assert from_each[0] > from_each[1] == from_each[2]  # the same article, likelier sport
+    assert from_each[1] == model.probabilities([learn.example(*AMBIGUOUS, (), "x")])[0, sport]
+
+
+def test_estimated_mix_finds_the_share_that_makes_the_probabilities_agree():
+    prior = np.array([0.5, 0.5])
+    # A model right 9 times in 10 that says 0.9 for 70 articles of 100: 75 have the label,
+    # as 0.75 * 0.9 + 0.25 * 0.1 = 0.7.
+    probabilities = np.array([[0.9, 0.1]] * 70 + [[0.1, 0.9]] * 30)
+
+    assert learn.estimated_mix(probabilities, prior) == pytest.approx([0.75, 0.25], abs=1e-3)
+    assert learn.estimated_mix(np.full((40, 2), 0.5), prior) == pytest.approx(prior)  # no news
+
+
+def test_retag_adapts_the_model_to_the_stored_sources_and_saves_it(model, tmp_path):
+    learn.save(model, tmp_path / "model.joblib")
+    config = write_config(tmp_path, "both")
+    settings = load_settings(config)
+    rng = random.Random(3)
+    storage = Storage(settings.storage_url)
+    storage.save_articles([article(u["title"], u["text"], f"s{n}", "sportsdesk")
+                           for n, u in enumerate(mostly_sport(rng))])
+
+    report = retag_stored(settings, storage)
+    storage.close()
+
+    assert "adapted to the mix of labels of 1 source(s) with 30 or more stored articles: " \
+           "sportsdesk" in str(report)
+    saved = learn.load(tmp_path / "model.joblib")
+    assert set(saved.source_mix) == {"sportsdesk"}
+    sport = saved.labels.index("sport")
+    assert saved.source_mix["sportsdesk"][sport] > 0.7
+    assert re.search(r"adapted to source 'sportsdesk', its estimated mix of labels \(training's\): "
+                     r"culture 0\.\d\d \(0\.33\), economy .*, sport 0\.[789]\d \(0\.33\)$",
+                     saved.adaptation("sportsdesk"))
 
 
 def test_both_tags_by_the_model_when_the_rule_misses(model, tmp_path):
@@ -199,6 +263,7 @@ def test_nashra_train_reports_and_saves(tmp_path):
 
     assert result.exit_code == 0, result.output
     assert "macro-F1" in result.output and "fold 3/3" in result.output
+    assert "no source has 30 stored articles yet" in result.output
     assert learn.load(tmp_path / "model.joblib").labels == ("culture", "economy", "sport")
 
 
@@ -248,6 +313,7 @@ def test_tag_explain_shows_the_models_probability_and_what_tagged(model, tmp_pat
 
     probability = learn.load(tmp_path / "model.joblib").label_probabilities(stored)["sport"]
     reaches = ">=" if probability >= 0.6 else "<"
+    assert "model: not adapted to source 'test' (it had fewer than 30 stored articles" in out
     assert f"  sports: {verdict}, score" in out
     assert (f"    model: probability {probability:.3f} for label 'sport' {reaches} threshold 0.6 "
             f'(decide = "{decide}"') in out
