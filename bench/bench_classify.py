@@ -1,7 +1,9 @@
 """Topic classification on labelled real Arabic news: the issue's baseline beside Nashra's
 model (feeds/learn.py), the rules and both, macro-F1, per category P/R/F1 and confusions.
 
-Measures, each for the baseline and for Nashra's model (its label is the most probable):
+Measures, each for the baseline and for Nashra's model (its label is the most probable),
+the latter as fitted ("ours") and adapted to the label mix of the scored articles' sources
+(their labels unused, as `nashra train` and `retag` adapt to stored articles: "adapted"):
   (a) 5-fold stratified cross-validation on the ANT multi-source set (5 outlets, 6 labels);
   (b) across outlets: train on four outlets of that set, score the fifth, for each;
   (c) train on the ANT v1.1 sample in ../shared (2,000 JawharaFM articles, 9 labels) and
@@ -98,13 +100,19 @@ def check_baseline_counts(texts: list[str]) -> None:
 
 
 class Ours:
-    """feeds.learn's model, predicting each article's most probable label."""
+    """feeds.learn's model, predicting each article's most probable label; `adapted`, after
+    adapting to the scored articles' sources, as `nashra train` and `retag` adapt it to the
+    stored articles of each source (their labels are not used)."""
+
+    def __init__(self, adapted: bool):
+        self.adapted = adapted
 
     def fit(self, items: list[dict]) -> Ours:
         self.model = learn.fit(examples(items))
         return self
 
     def probabilities(self, items: list[dict]) -> np.ndarray:
+        self.model.adapt(examples(items) if self.adapted else [])
         return self.model.probabilities(examples(items))
 
     def predict(self, items: list[dict]) -> np.ndarray:
@@ -112,21 +120,29 @@ class Ours:
 
 
 def examples(items: list[dict]) -> list[learn.Example]:
-    return [learn.example(i["title"], i["text"], (i["cat"],), i.get("docno", "")) for i in items]
+    """Each item as an example, its outlet the source (ANT v1.1 is all JawharaFM)."""
+    return [learn.example(i["title"], i["text"], (i["cat"],), i.get("docno", ""),
+                          i.get("outlet", "JawharaFM")) for i in items]
 
 
 def text(item: dict) -> str:
     return f"{item['title']}\n{item['text']}"
 
 
-def fitted(kind: str, train: list[dict]):
-    if kind == "ours":
-        return Ours().fit(train)
-    return baseline().fit([text(i) for i in train], [i["cat"] for i in train])
+KINDS = ("baseline", "ours", "adapted")
+
+
+def fitted(train: list[dict]) -> dict[str, object]:
+    """kind -> the model fitted on `train` (ours once: adapting does not change the fit)."""
+    ours = Ours(adapted=False).fit(train)
+    adapted = Ours(adapted=True)
+    adapted.model = ours.model
+    return {"baseline": baseline().fit([text(i) for i in train], [i["cat"] for i in train]),
+            "ours": ours, "adapted": adapted}
 
 
 def predict(kind: str, model, items: list[dict]) -> np.ndarray:
-    return model.predict(items if kind == "ours" else [text(i) for i in items])
+    return model.predict(items if kind != "baseline" else [text(i) for i in items])
 
 
 # --- reports ----------------------------------------------------------------------------------
@@ -182,39 +198,35 @@ def rule_verdicts(tagger: Tagger, items: list[dict]) -> dict[str, np.ndarray]:
 # --- the measures -------------------------------------------------------------------------------
 
 
-def cross_validation(items: list[dict]) -> dict[str, float]:
+def cross_validation(items: list[dict]) -> None:
     truth = np.array([i["cat"] for i in items])
-    scores = {}
-    for kind in ("baseline", "ours"):
-        predicted = np.empty(len(items), dtype=object)
-        for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(items, truth):
-            model = fitted(kind, [items[i] for i in train])
-            predicted[test] = predict(kind, model, [items[i] for i in test])
-        scores[kind] = macro(truth, predicted)
-        print(f"(a) 5-fold CV, multi-source   {kind:<8} macro-F1 {scores[kind]:.3f}", flush=True)
-    return scores
+    predicted = {kind: np.empty(len(items), dtype=object) for kind in KINDS}
+    for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(items, truth):
+        for kind, model in fitted([items[i] for i in train]).items():
+            predicted[kind][test] = predict(kind, model, [items[i] for i in test])
+    for kind in KINDS:
+        print(f"(a) 5-fold CV, multi-source   {kind:<8} macro-F1 "
+              f"{macro(truth, predicted[kind]):.3f}", flush=True)
 
 
 def across_outlets(items: list[dict], tagger: Tagger) -> None:
     outlets = sorted({i["outlet"] for i in items})
-    pooled: dict[str, list] = {"baseline": [], "ours": []}
+    pooled: dict[str, list] = {kind: [] for kind in KINDS}
     truth, rules, held_out_models = [], {label: [] for label in RULE_LABELS.values()}, []
     for outlet in outlets:
         train = [i for i in items if i["outlet"] != outlet]
         test = [i for i in items if i["outlet"] == outlet]
         truth += [i["cat"] for i in test]
         line = []
-        for kind in ("baseline", "ours"):
-            model = fitted(kind, train)
+        for kind, model in fitted(train).items():
             predicted = predict(kind, model, test)
             pooled[kind] += list(predicted)
             line.append(f"{kind} {macro([i['cat'] for i in test], predicted):.3f}")
-            if kind == "ours":
-                held_out_models.append((model, test))
+        held_out_models.append((model, test))
         print(f"(b) held-out outlet {outlet:<10} macro-F1 {'  '.join(line)}", flush=True)
         for label, said in rule_verdicts(tagger, test).items():
             rules[label].append(said)
-    for kind in ("baseline", "ours"):
+    for kind in KINDS:
         per_category(f"(b) {kind}, the 5 held-out outlets pooled", truth, pooled[kind])
         confusion(truth, pooled[kind], OVERLAPS[0])
     _pooled_yes_no(truth, rules, held_out_models)
@@ -237,8 +249,7 @@ def _pooled_yes_no(truth, rules, held_out_models) -> None:
 
 def sample_to_rest(sample: list[dict], rest: list[dict], tagger: Tagger) -> None:
     truth = [i["cat"] for i in rest]
-    for kind in ("baseline", "ours"):
-        model = fitted(kind, sample)
+    for kind, model in fitted(sample).items():
         predicted = predict(kind, model, rest)
         print(f"(c) ANT v1.1 sample -> rest   {kind:<8} macro-F1 {macro(truth, predicted):.3f}",
               flush=True)
