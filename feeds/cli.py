@@ -287,7 +287,11 @@ def tag_explain(settings: Settings, storage: Storage, article: str) -> None:
 @cli.command()
 @with_settings
 def retag(settings: Settings, storage: Storage) -> None:
-    """Apply the current topic rules and gazetteer to every stored article; rebuild the feeds."""
+    """Apply the current topic rules and gazetteer to every stored article; rebuild the feeds.
+
+    A trained model that topics are decided by is first adapted to each source's stored
+    articles, and saved.
+    """
     click.echo(str(retag_stored(settings, storage)))
 
 
@@ -303,7 +307,8 @@ def retag(settings: Settings, storage: Storage) -> None:
 def train(settings: Settings, storage: Storage, from_file: Path | None, from_storage: bool,
           folds: int) -> None:
     """Fit the topic classifier on labelled articles, report its cross-validated precision,
-    recall and F1 per label, and save it ([model] path, beside the config).
+    recall and F1 per label, adapt it to each stored source's mix of labels, and save it
+    ([model] path, beside the config).
 
     Topics with decide = "model" or "both" are then decided by it.
     """
