@@ -258,13 +258,15 @@ class TopicModel:
     def probabilities(self, examples: Sequence[Example]) -> np.ndarray:
         """One row per example, one probability per label (each label on its own), adapted
         to the example's source where its mix is known."""
-        raw = self._raw(examples)
-        if not self.source_mix:
-            return raw
-        neutral = np.ones(len(self.labels))
-        factors = {source: (_odds(mix) / _odds(self.prior)) ** ADAPT_STRENGTH
-                   for source, mix in self.source_mix.items()}
-        return _shifted(raw, np.array([factors.get(e.source, neutral) for e in examples]))
+        factors = np.array([self._factor(e.source) for e in examples])
+        return _shifted(self._raw(examples), factors)
+
+    def _factor(self, source: str) -> np.ndarray:
+        """What the odds of each label are multiplied by for `source` (1 when not adapted)."""
+        mix = self.source_mix.get(source)
+        if mix is None:
+            return np.ones(len(self.labels))
+        return (_odds(mix) / _odds(self.prior)) ** ADAPT_STRENGTH
 
     def _raw(self, examples: Sequence[Example]) -> np.ndarray:
         return self.pipeline.predict_proba([(e.title, e.body) for e in examples])
