@@ -20,6 +20,7 @@ from feeds.model import Article, Partner, Source
 from feeds.partners import hash_token, new_token
 from feeds.pipeline import (
     build_documents,
+    every_stored,
     ingest_seeds,
     make_tagger,
     named_topics,
@@ -292,7 +293,7 @@ def retag(settings: Settings, storage: Storage) -> None:
     A trained model that topics are decided by is first adapted to each source's stored
     articles, and saved.
     """
-    click.echo(str(retag_stored(settings, storage)))
+    click.echo(str(retag_stored(settings, storage, progress=sys.stderr.isatty())))
 
 
 @cli.command()
@@ -334,7 +335,8 @@ def train(settings: Settings, storage: Storage, from_file: Path | None, from_sto
                "(tagged at probability >= 0.5)")
     click.echo("fitting on every example", err=True)
     model = learn.fit(examples)
-    click.echo(learn.adapt_to_stored(model, storage.articles_with_own_tags()))
+    click.echo(learn.adapt_to_stored(model, every_stored(storage, "adapting the model",
+                                                         progress=sys.stderr.isatty())))
     learn.save(model, settings.model_path)
     click.echo(f"saved {settings.model_path}")
 

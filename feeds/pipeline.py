@@ -167,7 +167,14 @@ class RetagReport:
             f"{', '.join(topics) or 'none'}; {self.documents} documents rebuilt")]))
 
 
-def retag_stored(settings: Settings, storage: Storage, batch_size: int = 500) -> RetagReport:
+def every_stored(storage: Storage, doing: str, progress: bool = False) -> Iterator[Article]:
+    """Every stored article with its own tags, with a progress bar saying what is `doing`."""
+    yield from tqdm(storage.articles_with_own_tags(), total=storage.article_count(), desc=doing,
+                    unit=" articles", disable=not progress, leave=False)
+
+
+def retag_stored(settings: Settings, storage: Storage, batch_size: int = 500,
+                 progress: bool = False) -> RetagReport:
     """Re-apply the current rules and gazetteer to every stored article, store the tags that
     changed, and rebuild the feeds they touch.
 
@@ -181,9 +188,10 @@ def retag_stored(settings: Settings, storage: Storage, batch_size: int = 500) ->
     if tagger.model is not None:
         from feeds.learn import adapt_to_stored, save
 
-        report.adapted = adapt_to_stored(tagger.model, storage.articles_with_own_tags())
+        report.adapted = adapt_to_stored(tagger.model,
+                                         every_stored(storage, "adapting the model", progress))
         save(tagger.model, settings.model_path)
-    for article in storage.articles_with_own_tags():
+    for article in every_stored(storage, "retagging", progress):
         report.checked += 1
         tags = tagger.tags(article.with_topics(named_topics(settings, source_topics, article)))
         if set(tags) != set(article.topics):
