@@ -13,11 +13,12 @@ frequency, which had fitted the training outlets' own wording. The character n-g
 counted with numpy (CharNgrams): scikit-learn's analyzer builds a Python string per n-gram,
 15 ms an article, which tagging at ingest cannot afford.
 
-Sources differ in their mix of topics (one outlet is half Middle East, another all sport),
-and a model carries its training mix into every source. So the model adapts to each source:
-`adapt` estimates a source's mix from its unlabelled stored articles (EM after Saerens et
-al. 2002, "Adjusting the outputs of a classifier to new a priori probabilities"), and the
-source's probabilities are then moved part of the way toward it (ADAPT_STRENGTH).
+Sources differ in their mix of topics (one outlet is half Middle East, another two-fifths
+sport), and a model carries its training mix into every source. So the model adapts to
+each source: `adapt` estimates a source's mix from its unlabelled stored articles (EM after
+Saerens et al. 2002, "Adjusting the outputs of a classifier to new a priori
+probabilities"), and the source's probabilities are then moved part of the way toward it
+(ADAPT_STRENGTH).
 """
 
 from __future__ import annotations
