@@ -301,13 +301,19 @@ class TopicModel:
         row = self.probabilities([article_example(article)])[0]
         return dict(zip(self.labels, row.tolist(), strict=True))
 
-    def decide(self, article: Article, by_rule: set[str]) -> set[str]:
-        """The topics `article` gets: those `by_rule` gave it, changed for the topics this
+    def decide(self, articles: Sequence[Article], by_rule: Sequence[set[str]]
+               ) -> list[set[str]]:
+        """The topics each article gets: those `by_rule` gave it, changed for the topics this
         model decides (`decide = "model"`: its probability reaches the topic's threshold;
-        `"both"`: the rule's or the model's verdict; see Decision.deciders)."""
+        `"both"`: the rule's or the model's verdict; see Decision.deciders). Articles are
+        read together: one at a time costs four times as much (7 against 1.7 ms)."""
         if not self.decisions:
-            return by_rule
-        scores = self.label_probabilities(article)
+            return list(by_rule)
+        rows = self.probabilities([article_example(a) for a in articles])
+        return [self._decided(dict(zip(self.labels, row.tolist(), strict=True)), rule)
+                for row, rule in zip(rows, by_rule, strict=True)]
+
+    def _decided(self, scores: dict[str, float], by_rule: set[str]) -> set[str]:
         chosen = set(by_rule)
         for slug, how in self.decisions.items():
             if how.deciders(scores[how.label], slug in by_rule):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gzip
 import logging
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import islice
@@ -71,6 +71,9 @@ def _batches(items: Iterable[Article], size: int) -> Iterator[list[Article]]:
         yield batch
 
 
+PREPARED_TOGETHER = 50  # articles a trained model reads at once (ingest, retag)
+
+
 def make_tagger(settings: Settings) -> Tagger:
     """The topic rules, and the trained model when a topic is decided by it (scikit-learn is
     loaded only then)."""
@@ -90,13 +93,15 @@ class Preparer:
         self.tagger = make_tagger(settings)
         self.known_topics = {t.slug for t in settings.topics}
 
-    def __call__(self, article: Article) -> Article:
-        for unknown in set(article.topics) - self.known_topics:
-            log.warning("%s %s: topic %r is not in the config; add it under [[topics]]",
-                        article.source, article.key, unknown)
-        tagged = self.tagger.tag(clean_article(article, self.settings.language))
-        return replace(tagged, dedupe=dedupe_keys(tagged.url, tagged.title, tagged.content_html,
-                                                  tagged.summary))
+    def all(self, articles: Sequence[Article]) -> list[Article]:
+        """Each article prepared, tagged together for a model deciding topics (see tags_of)."""
+        for article in articles:
+            for unknown in set(article.topics) - self.known_topics:
+                log.warning("%s %s: topic %r is not in the config; add it under [[topics]]",
+                            article.source, article.key, unknown)
+        cleaned = [clean_article(article, self.settings.language) for article in articles]
+        return [replace(a, dedupe=dedupe_keys(a.url, a.title, a.content_html, a.summary))
+                for a in self.tagger.tag_all(cleaned)]
 
 
 def store(settings: Settings, storage: Storage, articles: Iterable[Article],
@@ -138,12 +143,11 @@ def ingest_seeds(settings: Settings, storage: Storage, progress: bool = False) -
     def prepared() -> Iterator[Article]:
         bar = tqdm(scan.articles(), total=len(scan.changed), desc="seeds", unit="seed",
                    disable=not progress or not scan.changed, leave=False)
-        for item in bar:
-            if isinstance(item, SeedProblem):
-                log.warning("%s (skipped)", item)
+        for batch in _batches(bar, PREPARED_TOGETHER):
+            for problem in [item for item in batch if isinstance(item, SeedProblem)]:
+                log.warning("%s (skipped)", problem)
                 report.skipped += 1
-            else:
-                yield prepare(item)
+            yield from prepare.all([item for item in batch if not isinstance(item, SeedProblem)])
 
     store(settings, storage, prepared(), report, kind="seeds")
     log.info("%s", report)
@@ -191,11 +195,12 @@ def retag_stored(settings: Settings, storage: Storage, batch_size: int = 500,
         report.adapted = adapt_to_stored(tagger.model,
                                          every_stored(storage, "adapting the model", progress))
         save(tagger.model, settings.model_path)
-    for article in every_stored(storage, "retagging", progress):
-        report.checked += 1
-        tags = tagger.tags(article.with_topics(named_topics(settings, source_topics, article)))
-        if set(tags) != set(article.topics):
-            changes[article.id] = tags
+    for batch in _batches(every_stored(storage, "retagging", progress), PREPARED_TOGETHER):
+        report.checked += len(batch)
+        named = [a.with_topics(named_topics(settings, source_topics, a)) for a in batch]
+        for article, tags in zip(batch, tagger.tags_of(named), strict=True):
+            if set(tags) != set(article.topics):
+                changes[article.id] = tags
     ids = list(changes)
     for start in range(0, len(ids), batch_size):
         report.tags |= storage.replace_tags({i: changes[i] for i in ids[start:start + batch_size]})

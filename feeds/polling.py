@@ -95,7 +95,7 @@ def read_feed(prepare: Preparer, fetcher: Fetcher, source: Source, fetched: Fetc
     sources are fetched here."""
     feed = parse_feed(fetched.body, fetched.final_url, source.name,
                       content_type=fetched.content_type, now=now)
-    fresh = []
+    changed = []
     for article in feed.articles:
         if known.get(article.key) == article.content_hash:
             continue
@@ -105,7 +105,8 @@ def read_feed(prepare: Preparer, fetcher: Fetcher, source: Source, fetched: Fetc
             article = article.with_topics(tuple(dict.fromkeys(article.topics + source.topics)))
         if source.full_text and article.key not in known:
             article = with_full_text(fetcher, article)
-        fresh.append(prepare(article))
+        changed.append(article)
+    fresh = prepare.all(changed)
     dates = tuple(a.published for a in feed.articles if not a.date_estimated)
     return ReadFeed(replace(feed, articles=[]), tuple(fresh), len(feed.articles) - len(fresh),
                     len(feed.articles), dates)

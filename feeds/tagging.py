@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from importlib import resources
@@ -465,19 +465,43 @@ class Tagger:
 
     def tags(self, article: Article) -> tuple[str, ...]:
         """Topics (in config order, those the article named itself kept) then entity tags."""
-        _, title_end, hits = self.find(article)
-        chosen = {i for i, words, score in self._evaluated(hits, title_end, prune=True)
-                  if words is not None and score >= self.topics[i].min_score}
         if self.model is not None:
-            decided = self.model.decide(article, {self.topics[i].slug for i in chosen})
-            chosen = {self._index[slug] for slug in decided}
-        chosen.update(self._index[slug] for slug in article.topics if slug in self._index)
+            return self.tags_of([article])[0]
+        topics, entities = self._found(article)
+        return self._in_order(topics, article) + entities
+
+    def tags_of(self, articles: Sequence[Article]) -> list[tuple[str, ...]]:
+        """`tags` of each article; a model deciding topics reads them all at once."""
+        found = [self._found(article) for article in articles]
+        chosen = [topics for topics, _ in found]
+        if self.model is not None:
+            decided = self.model.decide(articles, [{self.topics[i].slug for i in topics}
+                                                   for topics in chosen])
+            chosen = [{self._index[slug] for slug in slugs} for slugs in decided]
+        return [self._in_order(topics, article) + entities
+                for article, topics, (_, entities) in zip(articles, chosen, found, strict=True)]
+
+    def _found(self, article: Article) -> tuple[set[int], tuple[str, ...]]:
+        """The topics (indexes) whose rules `article` meets, and its entity tags."""
+        _, title_end, hits = self.find(article)
+        topics = {i for i, words, score in self._evaluated(hits, title_end, prune=True)
+                  if words is not None and score >= self.topics[i].min_score}
         entities = {self._alias_tag[pid] for pid in self._alias_tag.keys() & hits.keys()}
-        return tuple(self.topics[i].slug for i in sorted(chosen)) + tuple(sorted(entities))
+        return topics, tuple(sorted(entities))
+
+    def _in_order(self, topics: set[int], article: Article) -> tuple[str, ...]:
+        """The slugs of `topics` and of the article's own configured topics, in config order."""
+        topics.update(self._index[slug] for slug in article.topics if slug in self._index)
+        return tuple(self.topics[i].slug for i in sorted(topics))
 
     def tag(self, article: Article) -> Article:
         """`article` with its tags: its own topics, those its text earns, its entities."""
-        return article.with_topics(self.tags(article))
+        return self.tag_all([article])[0]
+
+    def tag_all(self, articles: Sequence[Article]) -> list[Article]:
+        """`tag` of each article, read together (see `tags_of`)."""
+        return [a.with_topics(tags) for a, tags in zip(articles, self.tags_of(articles),
+                                                       strict=True)]
 
     # -- explain ----------------------------------------------------------------------------
 

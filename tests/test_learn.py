@@ -166,6 +166,19 @@ def test_both_tags_by_the_model_when_the_rule_misses(model, tmp_path):
     assert "sports" not in by_rule.tags(sports)  # the rule alone wants "كرة السلة"
 
 
+def test_articles_tagged_together_get_the_tags_each_gets_alone(model, tmp_path):
+    learn.save(model, tmp_path / "model.joblib")
+    tagger = make_tagger(load_settings(write_config(tmp_path, "model")))
+    rng = random.Random(5)
+    articles = [article(u["title"], u["text"], f"k{n}") for n, u in enumerate(mostly_sport(rng))]
+    articles[-1] = articles[-1].with_topics(("sports",))  # a culture one its source named
+
+    together = tagger.tags_of(articles)
+
+    assert together == [tagger.tags(a) for a in articles]
+    assert sum("sports" in tags for tags in together) == 33  # the 32 sport ones, and [-1]
+
+
 def test_model_alone_overrules_a_matching_rule(model, tmp_path):
     learn.save(model, tmp_path / "model.joblib")
     tagger = make_tagger(load_settings(write_config(tmp_path, "model")))
