@@ -344,3 +344,45 @@ def test_tag_explain_without_the_model_says_so_in_one_line_and_explains_the_rule
     assert "run `nashra train`" in line
     assert "  sports: tagged - rule holds" in out
     assert "'كرة السلة': title: كره السله" in out
+
+
+# --- end to end: a feed source, tagged by the model, adapted to by `nashra retag` -----------
+
+
+def rss(items: list[dict]) -> str:
+    entries = "".join(
+        f"<item><title>{i['title']}</title><description>{i['text']}</description>"
+        f"<link>https://desk.example/{n}</link><guid>https://desk.example/{n}</guid>"
+        f"<pubDate>Mon, 05 Jan 2026 {n % 24:02d}:00:00 +0000</pubDate></item>"
+        for n, i in enumerate(items))
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>مكتب الرياضة</title><link>https://desk.example/</link>"
+            f"<language>ar</language>{entries}</channel></rss>")
+
+
+def test_a_feed_source_is_tagged_by_the_model_and_retag_adapts_to_it(model, tmp_path,
+                                                                     httpserver, nashra):
+    learn.save(model, tmp_path / "model.joblib")
+    (tmp_path / "seeds").mkdir()
+    items = mostly_sport(random.Random(11))
+    httpserver.expect_request("/desk").respond_with_data(rss(items),
+                                                         content_type="application/rss+xml")
+    config = write_config(tmp_path, "model", f'\n[[sources]]\nname = "desk"\n'
+                                             f'url = "{httpserver.url_for("/desk")}"\n')
+
+    ingested = nashra("ingest", "--config", str(config), timeout=120)
+    retagged = nashra("retag", "--config", str(config), timeout=120)
+
+    assert ingested.returncode == 0, ingested.stderr
+    assert retagged.returncode == 0, retagged.stderr
+    assert ("adapted to the mix of labels of 1 source(s) with 30 or more stored articles: "
+            "desk") in retagged.stdout
+    storage = Storage(load_settings(config).storage_url)
+    stored = {a.url: a for a in storage.articles_with_own_tags() if a.source == "desk"}
+    storage.close()
+    sport = {f"https://desk.example/{n}" for n, i in enumerate(items) if i["label"] == "sport"}
+    assert len(stored) == 40
+    assert {url for url, a in stored.items() if "sports" in a.topics} == sport
+    explained = nashra("tag", "explain", stored[min(sport)].id, "--config", str(config))
+    assert "model: adapted to source 'desk', its estimated mix of labels" in explained.stdout
+
