@@ -28,7 +28,6 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 import joblib
@@ -43,6 +42,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, MultiLabelBinarizer
 
+from feeds import batched
 from feeds.clean import plain_text
 from feeds.config import ConfigError, Decision, Settings
 from feeds.model import Article
@@ -276,8 +276,7 @@ class TopicModel:
         """Estimate the mix of labels of each source with ADAPT_MIN examples or more from the
         model's probabilities for them (their labels are not used); source -> examples."""
         rows: dict[str, list[np.ndarray]] = defaultdict(list)
-        iterator = iter(examples)
-        while chunk := list(islice(iterator, batch)):
+        for chunk in batched(examples, batch):
             for one, row in zip(chunk, self._raw(chunk), strict=True):
                 rows[one.source].append(row)
         self.source_mix = {source: estimated_mix(np.array(found), self.prior)

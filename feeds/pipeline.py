@@ -10,11 +10,11 @@ import logging
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from itertools import islice
 from pathlib import Path
 
 from tqdm import tqdm
 
+from feeds import batched
 from feeds.archives import update_archives
 from feeds.clean import clean_article
 from feeds.clusters import dedupe_keys, deduper_for, forget_deduper
@@ -65,12 +65,6 @@ class IngestReport:
                 f"{self.updated} updated, {self.unchanged} unchanged, {self.skipped} skipped")
 
 
-def _batches(items: Iterable[Article], size: int) -> Iterator[list[Article]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
 PREPARED_TOGETHER = 50  # articles a trained model reads at once (ingest, retag)
 
 
@@ -113,7 +107,7 @@ def store(settings: Settings, storage: Storage, articles: Iterable[Article],
     a duplicate's topics are its cluster's too.
     """
     deduper = deduper_for(storage, settings.dedupe)
-    for batch in _batches(articles, settings.batch_size):
+    for batch in batched(articles, settings.batch_size):
         with deduper.lock:
             try:
                 stored = storage.dedupe_keys(a.id for a in batch)
@@ -143,7 +137,7 @@ def ingest_seeds(settings: Settings, storage: Storage, progress: bool = False) -
     def prepared() -> Iterator[Article]:
         bar = tqdm(scan.articles(), total=len(scan.changed), desc="seeds", unit="seed",
                    disable=not progress or not scan.changed, leave=False)
-        for batch in _batches(bar, PREPARED_TOGETHER):
+        for batch in batched(bar, PREPARED_TOGETHER):
             for problem in [item for item in batch if isinstance(item, SeedProblem)]:
                 log.warning("%s (skipped)", problem)
                 report.skipped += 1
@@ -195,7 +189,7 @@ def retag_stored(settings: Settings, storage: Storage, batch_size: int = 500,
         report.adapted = adapt_to_stored(tagger.model,
                                          every_stored(storage, "adapting the model", progress))
         save(tagger.model, settings.model_path)
-    for batch in _batches(every_stored(storage, "retagging", progress), PREPARED_TOGETHER):
+    for batch in batched(every_stored(storage, "retagging", progress), PREPARED_TOGETHER):
         report.checked += len(batch)
         named = [a.with_topics(named_topics(settings, source_topics, a)) for a in batch]
         for article, tags in zip(batch, tagger.tags_of(named), strict=True):

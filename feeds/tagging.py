@@ -490,13 +490,13 @@ class Tagger:
         return topics, tuple(sorted(entities))
 
     def _in_order(self, topics: set[int], article: Article) -> tuple[str, ...]:
-        """The slugs of `topics` and of the article's own configured topics, in config order."""
+        """The slugs of `topics`, the article's own configured topics added, in config order."""
         topics.update(self._index[slug] for slug in article.topics if slug in self._index)
         return tuple(self.topics[i].slug for i in sorted(topics))
 
     def tag(self, article: Article) -> Article:
         """`article` with its tags: its own topics, those its text earns, its entities."""
-        return self.tag_all([article])[0]
+        return article.with_topics(self.tags(article))
 
     def tag_all(self, articles: Sequence[Article]) -> list[Article]:
         """`tag` of each article, read together (see `tags_of`)."""
