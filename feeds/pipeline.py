@@ -195,9 +195,8 @@ def retag_stored(settings: Settings, storage: Storage, batch_size: int = 500,
         for article, tags in zip(batch, tagger.tags_of(named), strict=True):
             if set(tags) != set(article.topics):
                 changes[article.id] = tags
-    ids = list(changes)
-    for start in range(0, len(ids), batch_size):
-        report.tags |= storage.replace_tags({i: changes[i] for i in ids[start:start + batch_size]})
+    for ids in batched(changes, batch_size):
+        report.tags |= storage.replace_tags({i: changes[i] for i in ids})
     report.changed = len(changes)
     report.documents = len(build_documents(settings, storage))
     return report
