@@ -28,6 +28,7 @@ are scored as yes/no per article, on the parts scored in (b) and (c).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import re
 import sys
@@ -112,8 +113,10 @@ class Ours:
         return self
 
     def probabilities(self, items: list[dict]) -> np.ndarray:
-        self.model.adapt(examples(items) if self.adapted else [])
-        return self.model.probabilities(examples(items))
+        scored = examples(items)
+        if self.adapted:
+            self.model.adapt(scored)
+        return self.model.probabilities(scored)
 
     def predict(self, items: list[dict]) -> np.ndarray:
         return np.array(self.model.labels)[self.probabilities(items).argmax(axis=1)]
@@ -133,10 +136,11 @@ KINDS = ("baseline", "ours", "adapted")
 
 
 def fitted(train: list[dict]) -> dict[str, object]:
-    """kind -> the model fitted on `train` (ours once: adapting does not change the fit)."""
+    """kind -> the model fitted on `train` (ours once: adapting changes only its copy's
+    mix of labels)."""
     ours = Ours(adapted=False).fit(train)
     adapted = Ours(adapted=True)
-    adapted.model = ours.model
+    adapted.model = copy.copy(ours.model)
     return {"baseline": baseline().fit([text(i) for i in train], [i["cat"] for i in train]),
             "ours": ours, "adapted": adapted}
 
@@ -218,11 +222,12 @@ def across_outlets(items: list[dict], tagger: Tagger) -> None:
         test = [i for i in items if i["outlet"] == outlet]
         truth += [i["cat"] for i in test]
         line = []
-        for kind, model in fitted(train).items():
+        models = fitted(train)
+        for kind, model in models.items():
             predicted = predict(kind, model, test)
             pooled[kind] += list(predicted)
             line.append(f"{kind} {macro([i['cat'] for i in test], predicted):.3f}")
-        held_out_models.append((model, test))
+        held_out_models.append((models["adapted"], test))
         print(f"(b) held-out outlet {outlet:<10} macro-F1 {'  '.join(line)}", flush=True)
         for label, said in rule_verdicts(tagger, test).items():
             rules[label].append(said)
@@ -249,13 +254,14 @@ def _pooled_yes_no(truth, rules, held_out_models) -> None:
 
 def sample_to_rest(sample: list[dict], rest: list[dict], tagger: Tagger) -> None:
     truth = [i["cat"] for i in rest]
-    for kind, model in fitted(sample).items():
+    models = fitted(sample)
+    for kind, model in models.items():
         predicted = predict(kind, model, rest)
         print(f"(c) ANT v1.1 sample -> rest   {kind:<8} macro-F1 {macro(truth, predicted):.3f}",
               flush=True)
         per_category(f"(c) {kind}", truth, predicted)
         confusion(truth, predicted, OVERLAPS[1])
-    yes_no("(c)", truth, rule_verdicts(tagger, rest), model, rest)
+    yes_no("(c)", truth, rule_verdicts(tagger, rest), models["adapted"], rest)
 
 
 def main() -> None:
