@@ -120,6 +120,35 @@ def test_a_model_adapts_to_the_mix_of_labels_of_each_source(model):
     assert from_each[1] == model.probabilities([learn.example(*AMBIGUOUS, (), "x")])[0, sport]
 
 
+class CountingPipeline:
+    """scikit-learn's pipeline, counting the rows it is asked the probabilities of."""
+
+    def __init__(self, pipeline):
+        self.pipeline, self.rows = pipeline, 0
+
+    def predict_proba(self, rows):
+        self.rows += len(rows)
+        return self.pipeline.predict_proba(rows)
+
+
+def test_what_adapting_computed_is_not_computed_again_to_decide(model):
+    adapted, counted = copy.copy(model), CountingPipeline(model.pipeline)
+    adapted.pipeline = counted
+    rng = random.Random(11)
+    stored = [learn.example(u["title"], u["text"], (), f"s{n}", "sportsdesk")
+              for n, u in enumerate(mostly_sport(rng))]
+    unseen = learn.example(*AMBIGUOUS, (), "new", "sportsdesk")
+
+    adapted.adapt(stored)
+    once = adapted.probabilities([*stored[:30], unseen, *stored[30:]])
+    again = adapted.probabilities(stored)
+
+    # each stored one to adapt, the unseen one, then the stored ones again: a row is kept once
+    assert counted.rows == 40 + 1 + 40
+    assert np.array_equal(np.delete(once, 30, axis=0), again)  # the same rows either way
+    assert np.array_equal(once[30], adapted.probabilities([unseen])[0])
+
+
 def test_estimated_mix_finds_the_share_that_makes_the_probabilities_agree():
     prior = np.array([0.5, 0.5])
     # A model right 9 times in 10 that says 0.9 for 70 articles of 100: 75 have the label,
