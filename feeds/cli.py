@@ -309,7 +309,8 @@ def train(settings: Settings, storage: Storage, from_file: Path | None, from_sto
           folds: int) -> None:
     """Fit the topic classifier on labelled articles, report its cross-validated precision,
     recall and F1 per label, adapt it to each stored source's mix of labels, and save it
-    ([model] path, beside the config).
+    ([model] path, beside the config). Sources that never use a label the others use are
+    noted: their articles of that kind teach the model another line between labels.
 
     Topics with decide = "model" or "both" are then decided by it.
     """
@@ -324,6 +325,8 @@ def train(settings: Settings, storage: Storage, from_file: Path | None, from_sto
         examples = learn.stored_examples(storage.articles_with_own_tags(),
                                          lambda a: named_topics(settings, source_topics, a))
     learn.check_examples(examples, folds)
+    for gap in learn.label_gaps(examples):
+        click.echo(f"note: {gap}", err=True)
     click.echo(f"{len(examples)} examples; cross-validating in {folds} folds", err=True)
     scores = learn.cross_validate(examples, folds, progress=lambda fold: click.echo(
         f"  fold {fold}/{folds}: fitting", err=True))

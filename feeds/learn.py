@@ -50,6 +50,7 @@ from feeds.model import Article
 MODEL_FORMAT = 3  # bumped when what is saved changes shape
 MIN_EXAMPLES = 5  # per label: fewer cannot be cross-validated, nor learnt from
 ADAPT_MIN = 30  # a source's articles needed to estimate its mix of labels
+GAP_EXPECTED = 10  # examples of a label a source would have at the others' rate
 # The share of the way from the training mix's odds to a source's (on a log scale) that its
 # probabilities are moved. Fully (1.0) overshoots where sources draw a line between labels
 # differently (internationalNews / middleEast): bench/bench_classify.py chose 0.5.
@@ -239,6 +240,31 @@ def check_examples(examples: Sequence[Example], folds: int) -> None:
     if few:
         raise LearnError(f"too few examples of {', '.join(few)}: each label needs at least "
                          f"{needed}; add examples, or drop the label")
+
+
+def label_gaps(examples: Sequence[Example]) -> list[str]:
+    """A line for each source that never uses a label the other sources use, though at
+    their rate it would have GAP_EXPECTED examples of it or more.
+
+    Outlets draw lines between labels differently: one files the Middle East under
+    international news, having no label for it, and the model is then taught both lines
+    (the internationalNews / middleEast confusion in bench/bench_classify.py).
+    """
+    counts: dict[str, Counter] = defaultdict(Counter)  # source -> label -> examples
+    for one in examples:
+        counts[one.source].update(one.labels)
+    sizes = Counter(one.source for one in examples)
+    everyone = sum(counts.values(), Counter())
+    gaps = []
+    for source in sorted(s for s in counts if s):
+        others = len(examples) - sizes[source]
+        for label in sorted(everyone.keys() - counts[source].keys()):
+            if everyone[label] * sizes[source] >= GAP_EXPECTED * others:
+                gaps.append(f"source {source!r} ({sizes[source]} examples) has no {label}, "
+                            f"which {everyone[label] / others:.0%} of the others have: if it "
+                            f"files such articles under another label, the model learns that "
+                            f"they are not {label}; relabel them, or leave them out")
+    return gaps
 
 
 # --- the model -------------------------------------------------------------------------------

@@ -309,6 +309,29 @@ def test_nashra_train_reports_and_saves(tmp_path):
     assert learn.load(tmp_path / "model.joblib").labels == ("culture", "economy", "sport")
 
 
+def test_nashra_train_names_a_source_that_never_uses_a_label_the_others_use(tmp_path):
+    config = write_config(tmp_path, "rule")
+    rng = random.Random(4)
+    sources = (("desk", VOCABULARY, 12), ("wire", ("sport", "economy"), 20),
+               ("tiny", ("sport",), 5))  # name, its labels, examples of each
+    lines = [{**made_up(label, rng), "source": source}
+             for source, labels, each in sources for label in labels for _ in range(each)]
+    examples = tmp_path / "examples.jsonl"
+    examples.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines),
+                        "utf-8")
+
+    result = CliRunner().invoke(cli, ["train", "--from", str(examples), "--folds", "3",
+                                      "--config", str(config)])
+
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if line.startswith("note: ")]
+    # 12 culture among the 41 examples of the others: at that rate wire's 40 would have
+    # 12 (10 or more is asked), tiny's 5 would have 1
+    assert notes == ["note: source 'wire' (40 examples) has no culture, which 29% of the others "
+                     "have: if it files such articles under another label, the model learns "
+                     "that they are not culture; relabel them, or leave them out"]
+
+
 def test_nashra_train_on_a_bad_file_names_the_line(tmp_path):
     config = write_config(tmp_path, "rule")
     examples = tmp_path / "examples.jsonl"
