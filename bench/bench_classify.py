@@ -215,6 +215,8 @@ def cross_validation(items: list[dict]) -> None:
 
 def across_outlets(items: list[dict], tagger: Tagger) -> None:
     outlets = sorted({i["outlet"] for i in items})
+    for gap in learn.label_gaps(examples(items)):  # as `nashra train` notes them
+        print(f"(b) {gap}")
     pooled: dict[str, list] = {kind: [] for kind in KINDS}
     truth, rules, held_out_models = [], {label: [] for label in RULE_LABELS.values()}, []
     for outlet in outlets:
